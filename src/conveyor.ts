@@ -1,0 +1,166 @@
+import { compileServerOptions, compileWorkerOptions, type ServerOptions, type WorkerOptions } from './config/options.js';
+import type { GateMode } from './core/gate.js';
+import { type LambdaDefinition, lambdaConfigOf } from './core/lambda.js';
+import type { SubmitInput } from './core/submit.js';
+import { type TaskView, taskView } from './core/task.js';
+import { isTerminal } from './core/task-state.js';
+import { ConveyorError } from './errors.js';
+import { type Logger, silentLogger } from './log.js';
+import { inProcessPair } from './protocol/in-process.js';
+import { Engine, type LambdaSummary } from './server/engine.js';
+import { Controller, type ControllerEvents } from './worker/controller.js';
+
+/** Options of an embedded Conveyor: a server, and a worker for `lambdas` in the same process. */
+export interface ConveyorOptions extends ServerOptions, WorkerOptions {
+  /** Lambdas this process knows and (with `worker`) runs. */
+  lambdas?: LambdaDefinition[];
+  /** Run `lambdas` in this process. @default true when lambdas are given */
+  worker?: boolean;
+  /** A pino logger. @default silent */
+  logger?: Logger;
+  /** Worker hooks (tests use them to observe starts and ends). */
+  workerEvents?: ControllerEvents;
+}
+
+export type SubmitOptions = Omit<SubmitInput, 'lambda' | 'payload'>;
+
+/**
+ * Conveyor embedded in your process: `start()`, `submit()`, and your lambdas run here.
+ *
+ * ```ts
+ * const conveyor = await new Conveyor({ store: './app.db', lambdas: [resize] }).start();
+ * const task = await conveyor.submit('resize', { url });
+ * ```
+ */
+export class Conveyor {
+  private engineRef: Engine | null = null;
+  private controller: Controller | null = null;
+  private readonly opts: ConveyorOptions;
+
+  constructor(opts: ConveyorOptions = {}) {
+    this.opts = opts;
+  }
+
+  /** The server roles (for the HTTP layer and advanced use); throws before start(). */
+  get engine(): Engine {
+    if (!this.engineRef) throw new ConveyorError('shutting_down', 'Conveyor is not started (call start())');
+    return this.engineRef;
+  }
+
+  /** Opens the store, registers the lambdas, starts the server roles and the in-process worker. */
+  async start(): Promise<this> {
+    if (this.engineRef) return this;
+    const {
+      lambdas = [],
+      worker,
+      logger = silentLogger,
+      workerEvents,
+      concurrency,
+      prefetch,
+      shutdownGraceMs,
+      workerId,
+      ...server
+    } = this.opts;
+    const config = compileServerOptions(server);
+    const workerConfig = compileWorkerOptions({ concurrency, prefetch, shutdownGraceMs, workerId });
+    const configs = lambdas.map(lambdaConfigOf);
+    const engine = await Engine.open(config, logger);
+    try {
+      await engine.registerLambdas(configs);
+    } catch (err) {
+      await engine.close();
+      throw err;
+    }
+    engine.start();
+    this.engineRef = engine;
+    if ((worker ?? lambdas.length > 0) && lambdas.length > 0) {
+      const transport = inProcessPair((link) => engine.connectWorker(link));
+      this.controller = new Controller(lambdas, workerConfig, transport, config.clock, logger.child({ role: 'worker' }), workerEvents, {
+        maxResultBytes: config.maxPayloadBytes,
+        timeoutGraceMs: 2000,
+      });
+      this.controller.start();
+    }
+    return this;
+  }
+
+  /** Submits one task; resolves once it is durable. */
+  async submit(lambda: string, payload?: unknown, options: SubmitOptions = {}): Promise<TaskView> {
+    const [r] = await this.engine.submit([libraryInput({ ...options, lambda, payload })]);
+    return taskView(r.task);
+  }
+
+  /** Submits tasks all or nothing in one transaction. */
+  async submitMany(tasks: SubmitInput[]): Promise<TaskView[]> {
+    const out = await this.engine.submit(tasks.map(libraryInput), { batch: true });
+    return out.map((r) => taskView(r.task));
+  }
+
+  /** The task with its attempts. */
+  async get(id: string): Promise<TaskView> {
+    const { task, attempts } = await this.engine.get(id, { attempts: true });
+    return taskView(task, attempts);
+  }
+
+  async cancel(id: string): Promise<TaskView> {
+    return taskView(await this.engine.cancel(id));
+  }
+
+  /** Re-drives a FATAL_FAILURE or CANCELLED task with a fresh attempt budget. */
+  async retry(id: string): Promise<TaskView> {
+    return taskView(await this.engine.retry(id));
+  }
+
+  /** Pauses a lambda (or one collection): its due tasks wait; `mode: 'drop'` cancels them instead. */
+  pause(lambda: string, opts: { collection?: string; mode?: Exclude<GateMode, 'open'> } = {}): Promise<LambdaSummary> {
+    return this.engine.setGate(lambda, { collection: opts.collection, mode: opts.mode ?? 'pause' });
+  }
+
+  resume(lambda: string, opts: { collection?: string } = {}): Promise<LambdaSummary> {
+    return this.engine.setGate(lambda, { collection: opts.collection, mode: 'open' });
+  }
+
+  lambdas(): Promise<LambdaSummary[]> {
+    return this.engine.lambdas();
+  }
+
+  /** Resolves with the task once it is terminal (SUCCESS, FATAL_FAILURE or CANCELLED). */
+  async waitFor(id: string, opts: { timeoutMs?: number } = {}): Promise<TaskView> {
+    const engine = this.engine;
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    return new Promise<TaskView>((resolve, reject) => {
+      let done = false;
+      const finish = (err: unknown) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        engine.events.off('ended', onEnded);
+        if (err) reject(err);
+        else this.get(id).then(resolve, reject);
+      };
+      const onEnded = (e: { id: string }) => {
+        if (e.id === id) finish(null);
+      };
+      const timer = setTimeout(() => finish(new Error(`task ${id} did not finish within ${timeoutMs} ms`)), timeoutMs);
+      engine.events.on('ended', onEnded);
+      engine.get(id).then(({ task }) => {
+        if (isTerminal(task.state)) finish(null);
+      }, finish);
+    });
+  }
+
+  /** Drains the in-process worker (running attempts get the grace period), then closes the store. */
+  async close(): Promise<void> {
+    await this.controller?.stop();
+    this.controller = null;
+    await this.engineRef?.close();
+    this.engineRef = null;
+  }
+}
+
+function libraryInput(input: SubmitInput): SubmitInput {
+  const out: SubmitInput = { ...input };
+  if (out.runAt instanceof Date) out.runAt = out.runAt.getTime();
+  for (const k of Object.keys(out) as Array<keyof SubmitInput>) if (out[k] === undefined) delete out[k];
+  return out;
+}

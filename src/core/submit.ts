@@ -1,0 +1,132 @@
+import { Ajv, type ErrorObject } from 'ajv';
+import { ConveyorError } from '../errors.js';
+import { type LambdaConfig, LIMITS } from './lambda.js';
+import { suggest } from './suggest.js';
+import type { NewTask } from './task.js';
+
+/** What a client sends to create a task (POST /v1/tasks, Conveyor.submit). */
+export interface SubmitInput {
+  lambda: string;
+  payload?: unknown;
+  /** ISO 8601 time or epoch milliseconds; not before this. */
+  runAt?: string | number | Date;
+  /** Not before now + delayMs (instead of runAt). */
+  delayMs?: number;
+  /** Higher starts first. @default the lambda's priority (0) */
+  priority?: number;
+  /** A label inside the lambda that can be paused on its own. */
+  collection?: string;
+  key?: string;
+  /** With a key: run after every earlier task of the same lambda and key has ended. */
+  ordered?: boolean;
+  /** A second submit with the same key returns the first task. */
+  idempotencyKey?: string;
+  maxAttempts?: number;
+  timeoutMs?: number;
+  /** Start only after these tasks succeeded; cancelled if one of them fails for good. */
+  dependsOn?: string[];
+}
+
+const str = (maxLength: number) => ({ type: 'string', minLength: 1, maxLength });
+const int = (minimum: number, maximum: number) => ({ type: 'integer', minimum, maximum });
+
+/** JSON schema of one submitted task, shared by the HTTP routes (and OpenAPI) and the library. */
+export const submitSchema = {
+  $id: 'SubmitTask',
+  type: 'object',
+  required: ['lambda'],
+  additionalProperties: false,
+  properties: {
+    lambda: str(LIMITS.nameLength),
+    payload: {},
+    runAt: { anyOf: [{ type: 'string', minLength: 1, maxLength: 64 }, int(0, 8.64e15)] },
+    delayMs: int(0, 8.64e15),
+    priority: int(LIMITS.priorityMin, LIMITS.priorityMax),
+    collection: str(LIMITS.collectionLength),
+    key: str(LIMITS.keyLength),
+    ordered: { type: 'boolean' },
+    idempotencyKey: str(LIMITS.idempotencyKeyLength),
+    maxAttempts: int(1, LIMITS.maxAttemptsMax),
+    timeoutMs: int(1, LIMITS.timeoutMsMax),
+    dependsOn: { type: 'array', maxItems: LIMITS.dependsOnMax, items: { type: 'string', minLength: 1, maxLength: 64 } },
+  },
+} as const;
+
+const FIELDS = Object.keys(submitSchema.properties);
+const ajv = new Ajv({ allErrors: false, strict: true });
+const validateSubmit = ajv.compile(submitSchema);
+
+/** One readable line from an ajv error, the same wording for HTTP and the library. */
+export function describeSchemaError(e: ErrorObject, root = ''): string {
+  const path = `${root}${e.instancePath.replace(/^\//, '').replaceAll('/', '.')}`;
+  if (e.keyword === 'additionalProperties') {
+    const extra = (e.params as { additionalProperty: string }).additionalProperty;
+    const hint = suggest(extra, FIELDS);
+    return `${path ? `${path}: ` : ''}unknown field "${extra}"${hint ? ` (did you mean "${hint}"?)` : ''}`;
+  }
+  if (e.keyword === 'anyOf' && path.endsWith('runAt')) return `${path} must be an ISO 8601 time or epoch milliseconds`;
+  return `${path || 'body'} ${e.message ?? 'is invalid'}`;
+}
+
+/** Checks one submit's shape; throws validation_failed with the first problem. */
+export function checkSubmitShape(input: unknown, where = ''): asserts input is SubmitInput {
+  if (!validateSubmit(input)) {
+    throw new ConveyorError('validation_failed', describeSchemaError(validateSubmit.errors![0], where));
+  }
+}
+
+// Accept what people write: full ISO 8601 with a time zone, or a plain date (UTC midnight).
+const ISO = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2}))?$/i;
+
+function runAtOf(input: SubmitInput, now: number, where: string): number {
+  if (input.runAt !== undefined && input.delayMs !== undefined) {
+    throw new ConveyorError('validation_failed', `${where}give either runAt or delayMs, not both`);
+  }
+  if (input.delayMs !== undefined) return now + input.delayMs;
+  const r = input.runAt;
+  if (r === undefined) return now;
+  if (r instanceof Date) return r.getTime();
+  if (typeof r === 'number') return r;
+  const ms = ISO.test(r) ? Date.parse(r) : Number.NaN;
+  if (Number.isNaN(ms)) {
+    throw new ConveyorError(
+      'validation_failed',
+      `${where}runAt must be an ISO 8601 time with a zone (e.g. 2026-01-01T12:00:00Z) or epoch milliseconds, got ${JSON.stringify(r)}`,
+    );
+  }
+  return ms;
+}
+
+/**
+ * Turns a checked submit into the row to insert, applying the lambda's defaults.
+ * `payloadText` lets a caller that already has the payload's JSON text skip a stringify.
+ */
+export function newTaskOf(
+  input: SubmitInput,
+  lambda: LambdaConfig,
+  ctx: { now: number; id: string; maxPayloadBytes: number; where?: string },
+): NewTask {
+  const where = ctx.where ?? '';
+  const payload = JSON.stringify(input.payload === undefined ? null : input.payload);
+  if (payload === undefined) throw new ConveyorError('validation_failed', `${where}payload is not JSON-serialisable`);
+  if (payload.length > ctx.maxPayloadBytes) {
+    throw new ConveyorError('validation_failed', `${where}payload is ${payload.length} bytes, above the limit of ${ctx.maxPayloadBytes}`);
+  }
+  if (input.ordered && input.key === undefined) {
+    throw new ConveyorError('validation_failed', `${where}ordered: true needs a key (order holds per lambda and key)`);
+  }
+  return {
+    id: ctx.id,
+    lambda: lambda.name,
+    collection: input.collection ?? null,
+    payload,
+    priority: input.priority ?? lambda.priority,
+    runAt: runAtOf(input, ctx.now, where),
+    key: input.key ?? null,
+    ordered: input.ordered ?? false,
+    idempotencyKey: input.idempotencyKey ?? null,
+    maxAttempts: input.maxAttempts ?? lambda.maxAttempts,
+    timeoutMs: input.timeoutMs ?? lambda.timeoutMs,
+    dependsOn: input.dependsOn ? [...new Set(input.dependsOn)] : [],
+  };
+}

@@ -1,0 +1,189 @@
+import type { TaskState } from './task-state.js';
+
+/** Why a waiting task is not in the due sweep: it waits for a gate, its parents, or an earlier task of its key. */
+export type Hold = 'gate' | 'deps' | 'key';
+
+/** A task as the store keeps it. Times are epoch milliseconds; payload, result and error are JSON text. */
+export interface TaskRow {
+  id: string;
+  lambda: string;
+  collection: string | null;
+  state: TaskState;
+  payload: string;
+  priority: number;
+  runAt: number;
+  key: string | null;
+  ordered: boolean;
+  idempotencyKey: string | null;
+  /** Fencing token: grows by one at every claim, never goes back. */
+  attempt: number;
+  /** Attempts spent of the budget (a release or a snooze gives one back; a re-drive resets it). */
+  tries: number;
+  maxAttempts: number;
+  timeoutMs: number;
+  result: string | null;
+  error: string | null;
+  /** Why the task was cancelled (`cancelled`, `dropped`, `dependency_failed`). */
+  reason: string | null;
+  hold: Hold | null;
+  depsPending: number;
+  createdAt: number;
+  updatedAt: number;
+  nextCheckAt: number | null;
+  workerId: string | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+}
+
+/** One finished attempt of a task (the current or last one is read from the task row). */
+export interface AttemptRow {
+  taskId: string;
+  attempt: number;
+  workerId: string | null;
+  startedAt: number | null;
+  finishedAt: number;
+  /** success | error | timeout | lost | fatal | snoozed */
+  outcome: AttemptOutcome;
+  error: string | null;
+}
+
+export type AttemptOutcome = 'success' | 'error' | 'timeout' | 'lost' | 'fatal' | 'snoozed';
+
+/** A task ready to be inserted: every default already applied. */
+export interface NewTask {
+  id: string;
+  lambda: string;
+  collection: string | null;
+  payload: string;
+  priority: number;
+  runAt: number;
+  key: string | null;
+  ordered: boolean;
+  idempotencyKey: string | null;
+  maxAttempts: number;
+  timeoutMs: number;
+  dependsOn: string[];
+}
+
+/** The error of a failed attempt, as stored and shown. */
+export interface TaskError {
+  message: string;
+  name?: string;
+  code?: string;
+  stack?: string;
+}
+
+/** The task as the API shows it (DESIGN section 8). */
+export interface TaskView {
+  id: string;
+  lambda: string;
+  collection: string | null;
+  state: TaskState;
+  payload: unknown;
+  priority: number;
+  runAt: string;
+  key: string | null;
+  ordered: boolean;
+  attempt: number;
+  tries: number;
+  maxAttempts: number;
+  timeoutMs: number;
+  result: unknown;
+  error: TaskError | null;
+  reason: string | null;
+  waitingFor: Hold | null;
+  workerId: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+  attempts?: AttemptView[];
+}
+
+export interface AttemptView {
+  attempt: number;
+  workerId: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  outcome: AttemptOutcome | 'running' | 'claimed';
+  error: TaskError | null;
+}
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+const parse = (text: string | null): unknown => (text === null ? null : JSON.parse(text));
+
+export function taskView(row: TaskRow, attempts?: AttemptRow[]): TaskView {
+  const view: TaskView = {
+    id: row.id,
+    lambda: row.lambda,
+    collection: row.collection,
+    state: row.state,
+    payload: parse(row.payload),
+    priority: row.priority,
+    runAt: iso(row.runAt) as string,
+    key: row.key,
+    ordered: row.ordered,
+    attempt: row.attempt,
+    tries: row.tries,
+    maxAttempts: row.maxAttempts,
+    timeoutMs: row.timeoutMs,
+    result: parse(row.result),
+    error: parse(row.error) as TaskError | null,
+    reason: row.reason,
+    waitingFor: row.hold,
+    workerId: row.workerId,
+    startedAt: iso(row.startedAt),
+    finishedAt: iso(row.finishedAt),
+    createdAt: iso(row.createdAt) as string,
+    updatedAt: iso(row.updatedAt) as string,
+  };
+  if (attempts) view.attempts = attemptViews(row, attempts);
+  return view;
+}
+
+/** Finished attempts from the history, then the task's current attempt if it is still live or ended on the row. */
+function attemptViews(row: TaskRow, attempts: AttemptRow[]): AttemptView[] {
+  const out: AttemptView[] = attempts.map((a) => ({
+    attempt: a.attempt,
+    workerId: a.workerId,
+    startedAt: iso(a.startedAt),
+    finishedAt: iso(a.finishedAt),
+    outcome: a.outcome,
+    error: parse(a.error) as TaskError | null,
+  }));
+  const recorded = new Set(attempts.map((a) => a.attempt));
+  // A success is not written to the history (it would cost an insert per task on the hot
+  // path); the row itself holds the last attempt's worker, start and end.
+  if (row.attempt > 0 && !recorded.has(row.attempt)) {
+    const live = row.state === 'CLAIMED' || row.state === 'PROCESSING';
+    if (live || row.state === 'SUCCESS') {
+      out.push({
+        attempt: row.attempt,
+        workerId: row.workerId,
+        startedAt: iso(row.startedAt),
+        finishedAt: live ? null : iso(row.finishedAt),
+        outcome: row.state === 'SUCCESS' ? 'success' : row.state === 'PROCESSING' ? 'running' : 'claimed',
+        error: null,
+      });
+    }
+  }
+  return out.sort((a, b) => a.attempt - b.attempt);
+}
+
+/** Serialises an error thrown by a handler into what the store keeps (bounded, so a huge message cannot bloat rows). */
+export function taskErrorOf(err: unknown, maxLength = 8192): TaskError {
+  if (err instanceof Error) {
+    const out: TaskError = { message: err.message.slice(0, maxLength), name: err.name };
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string') out.code = code.slice(0, 128);
+    if (err.stack) out.stack = err.stack.slice(0, maxLength);
+    return out;
+  }
+  let message: string;
+  try {
+    message = typeof err === 'string' ? err : (JSON.stringify(err) ?? String(err));
+  } catch {
+    message = String(err);
+  }
+  return { message: message.slice(0, maxLength) };
+}

@@ -1,0 +1,100 @@
+import { Cron } from 'croner';
+import type { Clock } from '../clock.js';
+import type { CronSpec, LambdaConfig } from '../core/lambda.js';
+import type { Logger } from '../log.js';
+import type { Store } from '../store/store.js';
+import type { SingletonDuty } from './singleton.js';
+
+export type CronSubmit = (task: { lambda: string; payload: unknown; runAt: number; idempotencyKey: string }) => Promise<void>;
+
+/**
+ * Periodic tasks: for every lambda with a cron schedule, the holder of the cron duty creates
+ * the next occurrence ahead of time (runAt = the occurrence), with the idempotency key
+ * `cron:<lambda>:<epoch ms>`, so an occurrence exists once however many servers race or
+ * restart. After downtime only the latest missed occurrence runs, not every one missed.
+ */
+export class CronRole {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+
+  constructor(
+    private readonly store: Store,
+    private readonly duty: SingletonDuty,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+    private readonly lambdas: () => LambdaConfig[],
+    private readonly submit: CronSubmit,
+    private readonly opts: { intervalMs: number; lookaheadMs: number },
+  ) {}
+
+  start(): void {
+    const loop = () => {
+      this.running = this.tick()
+        .then(() => undefined)
+        .catch((err) => this.log.warn({ err }, 'cron tick failed'))
+        .finally(() => {
+          this.running = null;
+        });
+      this.timer = setTimeout(loop, this.opts.intervalMs);
+      this.timer.unref?.();
+    };
+    loop();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.running;
+  }
+
+  /** Creates every occurrence due within the lookahead. Exposed for tests with a pinned clock. */
+  async tick(): Promise<number> {
+    const crons = this.lambdas().filter((l) => l.cron !== null);
+    if (crons.length === 0 || !(await this.duty.held())) return 0;
+    let created = 0;
+    const now = this.clock.now();
+    for (const l of crons) {
+      const spec = l.cron as CronSpec;
+      const last = await this.store.read((o) => o.q.cronGet(l.name));
+      for (const at of occurrences(spec, last, now, this.opts.lookaheadMs)) {
+        await this.submit({ lambda: l.name, payload: spec.payload ?? {}, runAt: at, idempotencyKey: `cron:${l.name}:${at}` });
+        await this.store.transaction((o) => o.q.cronSet(l.name, at));
+        created++;
+      }
+    }
+    return created;
+  }
+}
+
+const MAX_LOOKBACK_MS = 24 * 3600 * 1000;
+
+/**
+ * Occurrences to create: those after `last` up to now + lookahead; of those already past,
+ * only the latest (a server that was down does not replay a backlog of runs).
+ */
+export function occurrences(spec: CronSpec, last: number | null, now: number, lookaheadMs: number): number[] {
+  const cron = new Cron(spec.pattern, { timezone: spec.timezone, paused: true });
+  const out: number[] = [];
+  // After a long outage only the latest missed run matters; do not walk a year of minutes.
+  let from = new Date(Math.max(last ?? now, now - MAX_LOOKBACK_MS));
+  let pastLatest: number | null = null;
+  for (let guard = 0; guard < 200_000; guard++) {
+    const next = cron.nextRun(from);
+    if (!next) break;
+    const at = next.getTime();
+    if (at > now + lookaheadMs) break;
+    if (at <= now) pastLatest = at;
+    else out.push(at);
+    from = next;
+  }
+  return pastLatest !== null && last !== null ? [pastLatest, ...out] : out;
+}
+
+/** Throws a TypeError naming the lambda when its cron pattern or time zone is invalid. */
+export function checkCron(lambda: string, spec: CronSpec): void {
+  try {
+    new Cron(spec.pattern, { timezone: spec.timezone, paused: true }).nextRun();
+  } catch (err) {
+    throw new TypeError(`lambda "${lambda}": invalid cron ${JSON.stringify(spec.pattern)} (${(err as Error).message})`);
+  }
+}

@@ -1,0 +1,160 @@
+import type { TaskRow } from '../core/task.js';
+import type { ServerFrame } from '../protocol/frames.js';
+import type { StoreOps } from '../store/store.js';
+import type { GateCache } from './gates.js';
+
+/** The server's end of one worker connection, whatever carries it. */
+export interface WorkerLink {
+  /** Hands claimed tasks to the worker (each transport encodes the payload text its own way). */
+  sendTasks(rows: TaskRow[]): void;
+  send(frame: ServerFrame): void;
+  close(code: number, reason: string): void;
+}
+
+/** A connected worker as the dispatcher sees it. */
+export interface Session {
+  readonly id: string;
+  readonly workerId: string;
+  readonly lambdas: ReadonlySet<string>;
+  readonly link: WorkerLink;
+  /** Places the worker granted that hold no task yet. */
+  credit: number;
+  /** Tasks handed out and not yet reported finished or released. */
+  outstanding: number;
+  readonly connectedAt: number;
+}
+
+export interface DispatcherOptions {
+  leaseMs: number;
+  claimBatchMax: number;
+  agingShare: number;
+}
+
+interface Delivery {
+  session: Session;
+  rows: TaskRow[];
+}
+
+/**
+ * The dispatcher: hands ready tasks to connected workers, never more than each has credit
+ * for. It claims inside every group-commit flush (beforeCommit), so a task inserted in a
+ * flush is claimed in the same transaction, and delivers after the commit. Each worker's
+ * credit is split across its lambdas that have ready work; a claim gives `agingShare` of its
+ * places to tasks past their enqueue timeout, oldest first, so low priorities cannot starve.
+ */
+export class Dispatcher {
+  private readonly sessions = new Map<string, Session>();
+  /** Lambdas that may have ready tasks; a claim that comes back short removes its lambda. */
+  private readonly ready = new Set<string>();
+  private deliveries: Delivery[] = [];
+  private readonly agingCarry = new Map<string, number>();
+  private rotate = 0;
+  private poke: () => void = () => {};
+
+  constructor(
+    private readonly gates: GateCache,
+    private readonly opts: DispatcherOptions,
+  ) {}
+
+  /** Connects the dispatcher to the group commit that will run its claim phase. */
+  bind(poke: () => void): void {
+    this.poke = poke;
+  }
+
+  attach(s: Session): void {
+    this.sessions.set(s.id, s);
+    for (const l of s.lambdas) this.ready.add(l);
+    this.poke();
+  }
+
+  detach(sessionId: string): Session | undefined {
+    const s = this.sessions.get(sessionId);
+    this.sessions.delete(sessionId);
+    return s;
+  }
+
+  session(id: string): Session | undefined {
+    return this.sessions.get(id);
+  }
+
+  all(): Session[] {
+    return [...this.sessions.values()];
+  }
+
+  /** A worker freed places. */
+  grant(s: Session, credit: number): void {
+    if (credit <= 0) return;
+    s.credit += credit;
+    this.poke();
+  }
+
+  /** Tasks of these lambdas may have become ready (insert, sweep, resume, release). */
+  markReady(lambdas: Iterable<string>): void {
+    let any = false;
+    for (const l of lambdas) {
+      this.ready.add(l);
+      any = true;
+    }
+    if (any) this.poke();
+  }
+
+  /** GroupCommit hook: claim for every worker with credit, inside the flush transaction. */
+  async claimPhase(ops: StoreOps): Promise<void> {
+    for (const l of ops.enqueued) this.ready.add(l);
+    ops.enqueued.clear();
+    if (this.ready.size === 0 || this.sessions.size === 0) return;
+    const sessions = [...this.sessions.values()];
+    // Start at a different worker each flush so none is always served first.
+    this.rotate = (this.rotate + 1) % sessions.length;
+    for (let k = 0; k < sessions.length; k++) {
+      const s = sessions[(this.rotate + k) % sessions.length];
+      if (s.credit <= 0) continue;
+      const lambdas = [...s.lambdas].filter((l) => this.ready.has(l) && this.gates.lambdaMode(l) === 'open');
+      for (let j = 0; j < lambdas.length && s.credit > 0; j++) {
+        const lambda = lambdas[j];
+        const want = Math.min(this.opts.claimBatchMax, Math.ceil(s.credit / (lambdas.length - j)));
+        const rows = await ops.claim({
+          lambda,
+          limit: want,
+          overdue: this.agingShareOf(lambda, want),
+          workerId: s.workerId,
+          leaseMs: this.opts.leaseMs,
+        });
+        if (rows.length < want) this.ready.delete(lambda);
+        if (rows.length === 0) continue;
+        s.credit -= rows.length;
+        s.outstanding += rows.length;
+        this.deliveries.push({ session: s, rows });
+      }
+    }
+  }
+
+  /** GroupCommit hook: the claims are durable; hand the tasks out. */
+  deliver(): void {
+    const out = this.deliveries;
+    this.deliveries = [];
+    for (const d of out) {
+      if (this.sessions.get(d.session.id) === d.session) d.session.link.sendTasks(d.rows);
+      // A worker that left meanwhile: its claims expire and the sweep re-runs them.
+    }
+  }
+
+  /** GroupCommit hook: the flush rolled back, nothing was claimed. */
+  forget(): void {
+    for (const d of this.deliveries) {
+      d.session.credit += d.rows.length;
+      d.session.outstanding -= d.rows.length;
+      for (const r of d.rows) this.ready.add(r.lambda);
+    }
+    this.deliveries = [];
+  }
+
+  /** Places of this claim that go to the oldest tasks, carrying fractions over between claims. */
+  private agingShareOf(lambda: string, want: number): number {
+    if (this.opts.agingShare <= 0) return 0;
+    const carry = (this.agingCarry.get(lambda) ?? 0) + want * this.opts.agingShare;
+    const n = Math.floor(carry);
+    this.agingCarry.set(lambda, carry - n);
+    return n;
+  }
+}

@@ -1,0 +1,361 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import type { ServerConfig } from '../config/options.js';
+import { type GateMode, WHOLE_LAMBDA } from '../core/gate.js';
+import { IdGenerator, isId } from '../core/ids.js';
+import { type LambdaConfig, LIMITS } from '../core/lambda.js';
+import { checkSubmitShape, newTaskOf, type SubmitInput } from '../core/submit.js';
+import type { AttemptRow, TaskRow } from '../core/task.js';
+import { isTaskState, type TaskState } from '../core/task-state.js';
+import { ConveyorError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { type HelloFrame, PROTOCOL_VERSION, type WorkerFrame } from '../protocol/frames.js';
+import { openDriver } from '../store/open.js';
+import { Store } from '../store/store.js';
+import { CronRole, checkCron } from './cron.js';
+import { Dispatcher, type Session, type WorkerLink } from './dispatcher.js';
+import { GateCache } from './gates.js';
+import { GroupCommit } from './group-commit.js';
+import { Hsc } from './hsc.js';
+import { LambdaRegistry } from './lambda-registry.js';
+import { Scheduler } from './scheduler.js';
+import { SingletonDuty } from './singleton.js';
+
+export interface LambdaSummary {
+  name: string;
+  paused: boolean;
+  gates: Array<{ collection: string; mode: GateMode }>;
+  config: LambdaConfig;
+  counts: Partial<Record<TaskState, number>>;
+  workers: number;
+}
+
+/** What an engine announces after a commit (tests and live views wait on these, not on sleeps). */
+export interface EngineEvents {
+  ended: [{ id: string; lambda: string; state: TaskState }];
+}
+
+export interface ListResult {
+  tasks: TaskRow[];
+  nextCursor: string | null;
+}
+
+/** Tasks per page of a gate pass; small enough that other writes interleave between pages. */
+const GATE_PAGE = 1000;
+/** Counts by lambda and state are a full scan; answer from a copy at most this old. */
+const COUNTS_TTL_MS = 2000;
+
+/**
+ * One Conveyor server's roles around the store: the front (submit and the task API), the
+ * scheduler, the dispatcher, the HSC and cron, sharing one group commit. HTTP routes, the
+ * library API and the worker transports all call this.
+ */
+export class Engine {
+  readonly serverId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  readonly store: Store;
+  readonly registry: LambdaRegistry;
+  readonly gates: GateCache;
+  readonly commit: GroupCommit;
+  readonly dispatcher: Dispatcher;
+  readonly hsc: Hsc;
+  readonly scheduler: Scheduler;
+  readonly cron: CronRole;
+  readonly events = new EventEmitter<EngineEvents>().setMaxListeners(0);
+  private readonly ids: IdGenerator;
+  private counts: { at: number; rows: Promise<Array<{ lambda: string; state: TaskState; count: number }>> } | null = null;
+  private closing = false;
+  private sessionSeq = 0;
+
+  private constructor(
+    readonly config: ServerConfig,
+    readonly log: Logger,
+    driver: Awaited<ReturnType<typeof openDriver>>,
+  ) {
+    const { clock, random } = config;
+    this.ids = new IdGenerator(clock, random);
+    this.store = new Store(driver, {
+      clock,
+      random,
+      timing: { enqueueTimeoutMs: config.enqueueTimeoutMs, retentionMs: config.retentionMs },
+      lambda: (name) => this.registry.get(name),
+    });
+    this.registry = new LambdaRegistry(this.store, clock);
+    this.gates = new GateCache(this.store);
+    this.dispatcher = new Dispatcher(this.gates, {
+      leaseMs: config.leaseMs,
+      claimBatchMax: config.claimBatchMax,
+      agingShare: config.agingShare,
+    });
+    this.commit = new GroupCommit(
+      this.store,
+      { maxPending: config.maxPendingWrites, maxPerFlush: 1000 },
+      {
+        beforeCommit: (ops) => this.dispatcher.claimPhase(ops),
+        afterCommit: (ops) => {
+          this.dispatcher.deliver();
+          for (const e of ops.ended) this.events.emit('ended', { id: e.id, lambda: e.lambda, state: e.state });
+          if (ops.earliestCheck < Number.POSITIVE_INFINITY) this.scheduler.wakeAt(ops.earliestCheck);
+        },
+        afterRollback: (err) => {
+          this.dispatcher.forget();
+          this.log.warn({ err }, 'group commit rolled back; retrying its writes one by one');
+        },
+      },
+    );
+    this.dispatcher.bind(() => this.commit.poke());
+    this.hsc = new Hsc(this.commit, this.dispatcher, this.gates, { leaseMs: config.leaseMs, maxResultBytes: config.maxPayloadBytes });
+    const duty = (name: string) => new SingletonDuty(this.store, clock, name, this.serverId, Math.max(config.leaseMs, 5000));
+    this.scheduler = new Scheduler(this.store, this.commit, this.gates, duty('scheduler'), clock, log, config, {
+      tick: () => this.dispatcher.markReady(this.registry.all().map((l) => l.name)),
+    });
+    this.cron = new CronRole(
+      this.store,
+      duty('cron'),
+      clock,
+      log,
+      () => this.registry.all(),
+      async (t) => {
+        await this.submit([t]);
+      },
+      { intervalMs: Math.min(config.sweepIntervalMs * 5, 5000), lookaheadMs: 60_000 },
+    );
+  }
+
+  /** Opens the store, applies migrations and loads what the server caches. Roles start with start(). */
+  static async open(config: ServerConfig, log: Logger): Promise<Engine> {
+    const driver = await openDriver(config.store, { synchronous: config.synchronous });
+    const engine = new Engine(config, log, driver);
+    try {
+      const { applied } = await engine.store.migrate();
+      if (applied.length) log.info({ applied }, 'store migrated');
+      await engine.registry.load();
+      await engine.gates.load();
+    } catch (err) {
+      await driver.close().catch(() => undefined);
+      throw err;
+    }
+    return engine;
+  }
+
+  start(): void {
+    this.scheduler.start();
+    this.cron.start();
+  }
+
+  /** Remembers lambdas (from configuration or a worker's hello). */
+  async registerLambdas(configs: LambdaConfig[]): Promise<void> {
+    for (const c of configs) if (c.cron) checkCron(c.name, c.cron);
+    await this.registry.register(configs);
+  }
+
+  /**
+   * Creates tasks, all or nothing: resolves after the group commit that made them durable.
+   * An idempotency key seen before answers the existing task (`created: false`).
+   */
+  async submit(inputs: SubmitInput[], opts: { batch?: boolean } = {}): Promise<Array<{ task: TaskRow; created: boolean }>> {
+    if (this.closing) throw new ConveyorError('shutting_down', 'the server is shutting down');
+    if (inputs.length > this.config.batchMax) {
+      throw new ConveyorError(
+        'batch_too_large',
+        `a batch may hold ${this.config.batchMax} tasks (batchMax), this one holds ${inputs.length}`,
+      );
+    }
+    const now = this.config.clock.now();
+    const tasks = inputs.map((input, i) => {
+      const where = opts.batch ? `tasks[${i}].` : '';
+      checkSubmitShape(input, where);
+      const lambda = this.registry.get(input.lambda);
+      if (!lambda)
+        throw new ConveyorError('unknown_lambda', `${where}lambda: no lambda named ${JSON.stringify(input.lambda)} is registered`);
+      return newTaskOf(input, lambda, { now, id: this.ids.next(), maxPayloadBytes: this.config.maxPayloadBytes, where });
+    });
+    const out = await this.commit.run(async (ops) => {
+      const res = await ops.insert(tasks, this.gates.lookup);
+      const bad = res.find((r): r is { error: ConveyorError } => 'error' in r);
+      if (bad) throw bad.error;
+      return res as Array<{ task: TaskRow; created: boolean }>;
+    });
+    return out;
+  }
+
+  async get(id: string, opts: { attempts?: boolean } = {}): Promise<{ task: TaskRow; attempts?: AttemptRow[] }> {
+    return this.store.read(async (o) => {
+      const task = await o.q.taskGet(id);
+      if (!task) throw new ConveyorError('task_not_found', `no task ${id}`);
+      return opts.attempts ? { task, attempts: await o.q.attemptList(id) } : { task };
+    });
+  }
+
+  async list(p: { lambda?: string; state?: string; key?: string; limit?: number; cursor?: string }): Promise<ListResult> {
+    if (p.state !== undefined && !isTaskState(p.state)) {
+      throw new ConveyorError(
+        'validation_failed',
+        `state must be one of NEW, ENQUEUED, CLAIMED, PROCESSING, SUCCESS, FATAL_FAILURE, RETRIABLE_FAILURE, CANCELLED`,
+      );
+    }
+    const limit = p.limit ?? 50;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+      throw new ConveyorError('validation_failed', 'limit must be an integer from 1 to 1000');
+    const beforeId = p.cursor === undefined ? undefined : decodeCursor(p.cursor);
+    const tasks = await this.store.read((o) =>
+      o.q.taskList({ lambda: p.lambda, state: p.state as TaskState | undefined, key: p.key, limit: limit + 1, beforeId }),
+    );
+    const more = tasks.length > limit;
+    if (more) tasks.pop();
+    return { tasks, nextCursor: more ? encodeCursor(tasks[tasks.length - 1].id) : null };
+  }
+
+  cancel(id: string): Promise<TaskRow> {
+    return this.commit.run((ops) => ops.cancel(id, this.gates.lookup));
+  }
+
+  retry(id: string): Promise<TaskRow> {
+    return this.commit.run((ops) => ops.redrive(id, this.gates.lookup));
+  }
+
+  /**
+   * Gates a lambda (or one collection): `pause` holds its due tasks, `drop` cancels them, and
+   * `open` (resume) releases what was held, most urgent first. Running attempts finish.
+   */
+  async setGate(lambda: string, opts: { collection?: string; mode: GateMode }): Promise<LambdaSummary> {
+    if (!this.registry.get(lambda)) throw new ConveyorError('unknown_lambda', `no lambda named ${JSON.stringify(lambda)} is registered`);
+    const collection = opts.collection ?? WHOLE_LAMBDA;
+    if (collection.length > LIMITS.collectionLength)
+      throw new ConveyorError('validation_failed', `collection is longer than ${LIMITS.collectionLength} characters`);
+    const now = this.config.clock.now();
+    await this.commit.run((ops) => ops.q.gateSet({ lambda, collection, mode: opts.mode }, now));
+    await this.gates.load();
+    this.broadcastGates();
+    const sources: Array<'ready' | 'held'> = opts.mode === 'open' ? ['held'] : opts.mode === 'pause' ? ['ready'] : ['ready', 'held'];
+    for (const source of sources) {
+      let after: { priority: number; id: string } | null = null;
+      do {
+        const page: { next: { priority: number; id: string } | null } = await this.commit.run((ops) =>
+          ops.applyGate({ lambda, collection, mode: opts.mode, source, limit: GATE_PAGE, after }, this.gates.lookup),
+        );
+        after = page.next;
+      } while (after !== null);
+    }
+    if (opts.mode === 'open') this.dispatcher.markReady([lambda]);
+    this.counts = null;
+    return (await this.lambdas()).find((l) => l.name === lambda) as LambdaSummary;
+  }
+
+  async lambdas(): Promise<LambdaSummary[]> {
+    const now = this.config.clock.now();
+    if (!this.counts || now - this.counts.at > COUNTS_TTL_MS) {
+      this.counts = { at: now, rows: this.store.read((o) => o.q.taskCounts()) };
+    }
+    const counts = await this.counts.rows;
+    const workers = this.dispatcher.all();
+    return this.registry.all().map((config) => {
+      const c: Partial<Record<TaskState, number>> = {};
+      for (const r of counts) if (r.lambda === config.name) c[r.state] = r.count;
+      return {
+        name: config.name,
+        paused: this.gates.lambdaMode(config.name) !== 'open',
+        gates: this.gates
+          .list()
+          .filter((g) => g.lambda === config.name)
+          .map((g) => ({ collection: g.collection, mode: g.mode })),
+        config,
+        counts: c,
+        workers: workers.filter((s) => s.lambdas.has(config.name)).length,
+      };
+    });
+  }
+
+  async health(): Promise<void> {
+    await this.store.ping();
+  }
+
+  /** The server side of a worker connection: feed it the worker's frames. */
+  connectWorker(link: WorkerLink): { onFrame(f: WorkerFrame): void; onClose(): void } {
+    let session: Session | null = null;
+    return {
+      onFrame: (f) => {
+        if (f.type === 'hello') {
+          void this.hello(link, f).then(
+            (s) => {
+              session = s;
+            },
+            (err: unknown) => {
+              const e = err instanceof ConveyorError ? err : new ConveyorError('validation_failed', String((err as Error)?.message ?? err));
+              link.send({ type: 'error', error: { code: e.code, message: e.message } });
+              link.close(1008, e.message.slice(0, 120));
+            },
+          );
+          return;
+        }
+        if (!session) return; // frames before the hello was processed carry nothing to act on
+        if (f.type === 'report') this.hsc.report(session, f);
+        else if (f.type === 'heartbeat')
+          void this.hsc.heartbeat(session, f).catch((err) => this.log.warn({ err }, 'heartbeat write failed'));
+        else if (f.type === 'bye') this.dispatcher.detach(session.id);
+      },
+      onClose: () => {
+        if (session) this.dispatcher.detach(session.id);
+      },
+    };
+  }
+
+  private async hello(link: WorkerLink, f: HelloFrame): Promise<Session> {
+    if (f.protocol !== PROTOCOL_VERSION) {
+      throw new ConveyorError(
+        'validation_failed',
+        `protocol version ${f.protocol} is not supported; this server speaks ${PROTOCOL_VERSION}`,
+      );
+    }
+    if (this.closing) throw new ConveyorError('shutting_down', 'the server is shutting down');
+    await this.registerLambdas(f.lambdas);
+    const session: Session = {
+      id: `${this.serverId}/${++this.sessionSeq}`,
+      workerId: f.workerId,
+      lambdas: new Set(f.lambdas.map((l) => l.name)),
+      link,
+      credit: f.capacity,
+      outstanding: 0,
+      connectedAt: this.config.clock.now(),
+    };
+    link.send({
+      type: 'welcome',
+      protocol: PROTOCOL_VERSION,
+      sessionId: session.id,
+      heartbeatMs: this.config.heartbeatMs,
+      leaseMs: this.config.leaseMs,
+      gates: this.gates.list(),
+    });
+    this.dispatcher.attach(session);
+    return session;
+  }
+
+  private broadcastGates(): void {
+    const gates = this.gates.list();
+    for (const s of this.dispatcher.all()) s.link.send({ type: 'gates', gates });
+  }
+
+  /** Stops the roles, waits for queued writes, closes the store. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    await this.scheduler.stop();
+    await this.cron.stop();
+    await this.commit.idle();
+    for (const s of this.dispatcher.all()) {
+      this.dispatcher.detach(s.id);
+      s.link.close(1001, 'server shutting down');
+    }
+    await this.store.close();
+  }
+}
+
+function encodeCursor(id: string): string {
+  return Buffer.from(id, 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): string {
+  const id = Buffer.from(cursor, 'base64url').toString('utf8');
+  if (!isId(id)) throw new ConveyorError('invalid_cursor', 'cursor is not one this server produced');
+  return id;
+}

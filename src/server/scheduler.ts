@@ -1,0 +1,98 @@
+import type { Clock } from '../clock.js';
+import type { Logger } from '../log.js';
+import type { Store, SweepResult } from '../store/store.js';
+import type { GateCache } from './gates.js';
+import type { GroupCommit } from './group-commit.js';
+import type { SingletonDuty } from './singleton.js';
+
+export interface SchedulerOptions {
+  sweepIntervalMs: number;
+  sweepBatch: number;
+}
+
+export interface SchedulerEvents {
+  /** After each sweep pass that changed something. */
+  swept?(r: SweepResult): void;
+  /** Once per tick, so the dispatcher retries lambdas whose ready work came from elsewhere. */
+  tick?(): void;
+}
+
+/**
+ * The scheduler (ATF's store consumer): one sweep over next_check_at moves due tasks to
+ * ENQUEUED, rescues expired leases and deletes expired rows. It sleeps until the earliest
+ * next check (or sweepIntervalMs at most), and a submit with an earlier runAt wakes it.
+ * Modes: stopped -> waiting (timer set for nextAt) -> sweeping -> waiting ... -> stopped.
+ */
+export class Scheduler {
+  private timer: NodeJS.Timeout | null = null;
+  private nextAt = Number.POSITIVE_INFINITY;
+  private running: Promise<void> | null = null;
+  private stopped = true;
+
+  constructor(
+    private readonly store: Store,
+    private readonly commit: GroupCommit,
+    private readonly gates: GateCache,
+    private readonly duty: SingletonDuty,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+    private readonly opts: SchedulerOptions,
+    private readonly events: SchedulerEvents = {},
+  ) {}
+
+  start(): void {
+    this.stopped = false;
+    this.wakeAt(this.clock.now());
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.running;
+  }
+
+  /** Something is due at `at` (epoch ms): make sure a sweep runs by then. */
+  wakeAt(at: number): void {
+    if (this.stopped || at >= this.nextAt) return;
+    this.nextAt = at;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.fire(), Math.max(0, at - this.clock.now()));
+    this.timer.unref?.();
+  }
+
+  /** Runs one full sweep now (tests drive the scheduler this way with a pinned clock). */
+  async sweepNow(): Promise<SweepResult[]> {
+    const out: SweepResult[] = [];
+    for (;;) {
+      const r = await this.commit.run((ops) => ops.sweep(this.gates.lookup, this.opts.sweepBatch));
+      out.push(r);
+      if (r.seen > 0) this.events.swept?.(r);
+      if (r.seen < this.opts.sweepBatch || this.stopped) return out;
+    }
+  }
+
+  private fire(): void {
+    this.timer = null;
+    this.nextAt = Number.POSITIVE_INFINITY;
+    if (this.running) return;
+    this.running = this.tick().finally(() => {
+      this.running = null;
+    });
+  }
+
+  private async tick(): Promise<void> {
+    let delay = this.opts.sweepIntervalMs;
+    try {
+      this.events.tick?.();
+      if (await this.duty.held()) {
+        await this.sweepNow();
+        const next = await this.store.read((o) => o.q.taskNextCheck());
+        if (next !== null) delay = Math.min(delay, Math.max(0, next - this.clock.now()));
+      }
+    } catch (err) {
+      this.log.warn({ err }, 'sweep failed; retrying');
+    }
+    if (!this.stopped) this.wakeAt(this.clock.now() + delay);
+  }
+}

@@ -1,0 +1,34 @@
+import type { Clock } from '../clock.js';
+import type { Store } from '../store/store.js';
+
+/**
+ * A duty that one server at a time performs (sweeps, cron), held through a lease row. The
+ * holder renews when half the lease is gone; a server that dies stops renewing and another
+ * takes the duty once the lease expires.
+ */
+export class SingletonDuty {
+  private until = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    readonly name: string,
+    private readonly holder: string,
+    private readonly leaseMs: number,
+  ) {}
+
+  /** Whether this server holds the duty now (taking or renewing the lease when due). */
+  async held(): Promise<boolean> {
+    const now = this.clock.now();
+    if (this.until - now > this.leaseMs / 2) return true;
+    const ok = await this.store.transaction((o) => o.q.leaseTry(this.name, this.holder, now, now + this.leaseMs));
+    this.until = ok ? now + this.leaseMs : 0;
+    return ok;
+  }
+
+  async release(): Promise<void> {
+    if (this.until === 0) return;
+    this.until = 0;
+    await this.store.transaction((o) => o.q.leaseRelease(this.name, this.holder));
+  }
+}

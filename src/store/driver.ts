@@ -1,0 +1,193 @@
+import type { Gate } from '../core/gate.js';
+import type { LambdaConfig } from '../core/lambda.js';
+import type { AttemptRow, Hold, TaskRow } from '../core/task.js';
+import type { TaskState } from '../core/task-state.js';
+
+/**
+ * What a database dialect must provide: one method per named query in its sql/*.sql files,
+ * each a plain read or conditional write. The decisions (which state, what follows a success)
+ * live once in store.ts and core/, so the SQLite and PostgreSQL drivers hold only SQL and the
+ * glue their client forces.
+ */
+export interface Driver {
+  readonly dialect: 'sqlite' | 'postgres';
+  readonly capabilities: DriverCapabilities;
+  /** Runs `fn` in one transaction (BEGIN IMMEDIATE on SQLite); commits when it resolves, rolls back when it throws. */
+  transaction<T>(fn: (q: Queries) => Promise<T>): Promise<T>;
+  /** Runs reads outside an explicit transaction. */
+  read<T>(fn: (q: Queries) => Promise<T>): Promise<T>;
+  migrate(): Promise<{ applied: string[] }>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface DriverCapabilities {
+  /** Other processes can write to the same store concurrently (PostgreSQL). */
+  multiProcess: boolean;
+  /** Wake-ups between processes (LISTEN/NOTIFY). */
+  listenNotify: boolean;
+}
+
+/** A row to insert, fully placed. */
+export interface InsertRow {
+  id: string;
+  lambda: string;
+  collection: string | null;
+  state: TaskState;
+  payload: string;
+  priority: number;
+  runAt: number;
+  key: string | null;
+  ordered: boolean;
+  idempotencyKey: string | null;
+  maxAttempts: number;
+  timeoutMs: number;
+  reason: string | null;
+  hold: Hold | null;
+  depsPending: number;
+  nextCheckAt: number | null;
+  finishedAt: number | null;
+  now: number;
+}
+
+/** A row that reached a terminal state, with what its follow-ups need. */
+export interface EndedRow {
+  id: string;
+  lambda: string;
+  key: string | null;
+  ordered: boolean;
+  hasChildren: boolean;
+  state: TaskState;
+}
+
+/** A conditional move of one task to a placement (state, hold, next check). */
+export interface PlaceItem {
+  id: string;
+  /** The move happens only from one of these states... */
+  from: readonly TaskState[];
+  /** ...and, when given, only if the task waits for this hold. */
+  fromHold?: Hold | null;
+  state: TaskState;
+  hold: Hold | null;
+  nextCheckAt: number | null;
+  reason: string | null;
+  finishedAt: number | null;
+}
+
+export interface FencedItem {
+  id: string;
+  attempt: number;
+}
+
+export interface StartItem extends FencedItem {
+  workerId: string;
+  startedAt: number;
+}
+
+export interface SucceedItem extends FencedItem {
+  workerId: string;
+  /** When the attempt started, for outcomes whose start report arrived in the same batch. */
+  startedAt: number | null;
+  result: string;
+}
+
+export interface FailItem extends FencedItem {
+  /** Rescue only: the move happens only if the lease is still expired at this time. */
+  dueBy: number | null;
+  workerId: string | null;
+  startedAt: number | null;
+  state: 'RETRIABLE_FAILURE' | 'FATAL_FAILURE';
+  nextCheckAt: number;
+  triesDelta: number;
+  error: string | null;
+}
+
+export interface ClaimParams {
+  lambda: string;
+  limit: number;
+  workerId: string;
+  now: number;
+  leaseUntil: number;
+}
+
+export interface ListParams {
+  lambda?: string;
+  state?: TaskState;
+  key?: string;
+  limit: number;
+  /** Tasks with ids below this one (newest first). */
+  beforeId?: string;
+}
+
+export interface LambdaRow {
+  name: string;
+  config: LambdaConfig;
+  updatedAt: number;
+}
+
+/** The named queries. Every `now` is epoch milliseconds. */
+export interface Queries {
+  // tasks: create
+  taskInsertMany(rows: InsertRow[]): Promise<Set<string>>;
+  taskByIds(ids: string[]): Promise<TaskRow[]>;
+  taskByIdempotencyKeys(keys: string[]): Promise<TaskRow[]>;
+  /** Which (lambda, key) pairs have a head (an open ordered task not waiting for the key) other than `exceptId`; answered as `lambda\0key`. */
+  taskOrderedBusy(pairs: Array<{ lambda: string; key: string; exceptId: string }>): Promise<Set<string>>;
+  depInsertMany(pairs: Array<{ childId: string; parentId: string }>): Promise<void>;
+  taskMarkHasChildren(ids: string[]): Promise<void>;
+
+  // tasks: run
+  taskClaimReady(p: ClaimParams): Promise<TaskRow[]>;
+  /** Claims ENQUEUED tasks that waited past their enqueue timeout, oldest first (aging). */
+  taskClaimOverdue(p: ClaimParams): Promise<TaskRow[]>;
+  taskStartMany(items: StartItem[], leaseUntil: number, now: number): Promise<Set<string>>;
+  taskRenewMany(items: FencedItem[], leaseUntil: number): Promise<Set<string>>;
+  taskSucceedMany(items: SucceedItem[], now: number, retainUntil: number): Promise<EndedRow[]>;
+  taskFailMany(items: FailItem[], now: number): Promise<EndedRow[]>;
+  taskReleaseMany(items: FencedItem[], nextCheckAt: number, now: number): Promise<Array<{ id: string; lambda: string }>>;
+  attemptInsertMany(rows: AttemptRow[]): Promise<void>;
+
+  // tasks: move and sweep
+  taskPlaceMany(items: PlaceItem[], now: number): Promise<EndedRow[]>;
+  taskRedrive(id: string, now: number): Promise<boolean>;
+  /** Rows whose next check is due, except ENQUEUED ones (their next check is the aging mark). */
+  taskDue(now: number, limit: number): Promise<TaskRow[]>;
+  /** Dependants of these tasks that still wait for their parents. */
+  depWaitingChildren(parentIds: string[]): Promise<string[]>;
+  /** Counts one more parent as succeeded for each child; returns the children left with none pending. */
+  taskDepResolve(childIds: string[]): Promise<TaskRow[]>;
+  /** The oldest task of this lambda and key that waits for the key. */
+  taskKeyNext(lambda: string, key: string): Promise<TaskRow | null>;
+  /**
+   * Tasks a gate covers, highest priority first, after a keyset cursor: `ready` = ENQUEUED
+   * ones, `held` = those parked by a gate. A null collection means every collection.
+   */
+  taskOfGate(p: {
+    lambda: string;
+    collection: string | null;
+    source: 'ready' | 'held';
+    limit: number;
+    after: { priority: number; id: string } | null;
+  }): Promise<TaskRow[]>;
+  taskDeleteMany(ids: string[]): Promise<number>;
+
+  // tasks: read
+  taskGet(id: string): Promise<TaskRow | null>;
+  taskList(p: ListParams): Promise<TaskRow[]>;
+  attemptList(taskId: string): Promise<AttemptRow[]>;
+  taskCounts(): Promise<Array<{ lambda: string; state: TaskState; count: number }>>;
+  taskOpenCount(): Promise<number>;
+  /** The earliest next check of the sweep (not ENQUEUED rows), or null. */
+  taskNextCheck(): Promise<number | null>;
+
+  // lambdas, gates, leases, cron
+  lambdaUpsertMany(rows: LambdaRow[]): Promise<void>;
+  lambdaList(): Promise<LambdaRow[]>;
+  gateSet(gate: Gate, now: number): Promise<void>;
+  gateList(): Promise<Gate[]>;
+  /** Takes or renews the named lease for `holder` if it is free, expired or already theirs. */
+  leaseTry(name: string, holder: string, now: number, until: number): Promise<boolean>;
+  leaseRelease(name: string, holder: string): Promise<void>;
+  cronGet(lambda: string): Promise<number | null>;
+  cronSet(lambda: string, lastAt: number): Promise<void>;
+}

@@ -1,0 +1,186 @@
+-- Task queries for SQLite. {from:move} and {to:move} expand to the states of core/task-state.ts,
+-- {terminal} to the terminal states (see store/sql-files.ts). Parameters are @named.
+
+-- name: taskInsert
+INSERT INTO tasks (id, lambda, collection, state, payload, priority, run_at, key, ordered, idempotency_key,
+                   max_attempts, timeout_ms, reason, hold, deps_pending, next_check_at, finished_at,
+                   created_at, updated_at)
+VALUES (@id, @lambda, @collection, @state, @payload, @priority, @runAt, @key, @ordered, @idempotencyKey,
+        @maxAttempts, @timeoutMs, @reason, @hold, @depsPending, @nextCheckAt, @finishedAt, @now, @now)
+ON CONFLICT DO NOTHING;
+
+-- name: taskById
+SELECT * FROM tasks WHERE id = @id;
+
+-- name: taskByIdempotencyKey
+SELECT * FROM tasks WHERE idempotency_key = @key;
+
+-- name: taskOrderedBusy
+-- The head of a key is its one open ordered task that does not wait for the key.
+SELECT 1 FROM tasks INDEXED BY tasks_ordered_open
+ WHERE lambda = @lambda AND key = @key AND ordered = 1 AND state NOT IN {terminal}
+   AND (hold IS NULL OR hold <> 'key') AND id <> @exceptId
+ LIMIT 1;
+
+-- name: depInsert
+INSERT INTO task_deps (parent_id, child_id) VALUES (@parentId, @childId) ON CONFLICT DO NOTHING;
+
+-- name: taskMarkHasChildren
+UPDATE tasks SET has_children = 1 WHERE id = @id AND has_children = 0;
+
+-- name: taskClaimReady
+-- A conditional update: only ENQUEUED rows move, so two claimers can never both win a task.
+UPDATE tasks
+   SET state = {to:claim}, attempt = attempt + 1, tries = tries + 1, worker_id = @workerId,
+       next_check_at = @leaseUntil, started_at = NULL, updated_at = @now
+ WHERE rid IN (
+   SELECT rid FROM tasks INDEXED BY tasks_ready
+    WHERE state = 'ENQUEUED' AND lambda = @lambda
+      AND NOT EXISTS (SELECT 1 FROM gates g
+                       WHERE g.lambda = tasks.lambda AND g.collection IN (tasks.collection, '*') AND g.mode <> 'open')
+    ORDER BY priority DESC, id
+    LIMIT @limit)
+   AND state IN {from:claim}
+RETURNING *;
+
+-- name: taskClaimOverdue
+UPDATE tasks
+   SET state = {to:claim}, attempt = attempt + 1, tries = tries + 1, worker_id = @workerId,
+       next_check_at = @leaseUntil, started_at = NULL, updated_at = @now
+ WHERE rid IN (
+   SELECT rid FROM tasks INDEXED BY tasks_overdue
+    WHERE state = 'ENQUEUED' AND lambda = @lambda AND next_check_at <= @now
+      AND NOT EXISTS (SELECT 1 FROM gates g
+                       WHERE g.lambda = tasks.lambda AND g.collection IN (tasks.collection, '*') AND g.mode <> 'open')
+    ORDER BY next_check_at
+    LIMIT @limit)
+   AND state IN {from:claim}
+RETURNING *;
+
+-- name: taskStart
+UPDATE tasks SET state = {to:start}, started_at = @startedAt, worker_id = @workerId, next_check_at = @leaseUntil, updated_at = @now
+ WHERE id = @id AND attempt = @attempt AND state IN {from:start};
+
+-- name: taskRenew
+UPDATE tasks SET next_check_at = @leaseUntil
+ WHERE id = @id AND attempt = @attempt AND state IN {leased};
+
+-- name: taskSucceed
+UPDATE tasks
+   SET state = {to:succeed}, result = @result, worker_id = @workerId, started_at = COALESCE(@startedAt, started_at),
+       finished_at = @now, next_check_at = @retainUntil, updated_at = @now
+ WHERE id = @id AND attempt = @attempt AND state IN {from:succeed}
+RETURNING id, lambda, key, ordered, has_children, state;
+
+-- name: taskFail
+UPDATE tasks
+   SET state = @state, error = @error, tries = tries + @triesDelta, worker_id = COALESCE(@workerId, worker_id),
+       started_at = COALESCE(@startedAt, started_at), next_check_at = @nextCheckAt, updated_at = @now,
+       finished_at = CASE WHEN @state = 'FATAL_FAILURE' THEN @now ELSE NULL END
+ WHERE id = @id AND attempt = @attempt AND state IN {from:fail}
+   AND (@dueBy IS NULL OR next_check_at <= @dueBy)
+RETURNING id, lambda, key, ordered, has_children, state;
+
+-- name: taskRelease
+UPDATE tasks SET state = {to:release}, tries = tries - 1, worker_id = NULL, next_check_at = @nextCheckAt, updated_at = @now
+ WHERE id = @id AND attempt = @attempt AND state IN {from:release}
+RETURNING lambda;
+
+-- name: attemptInsert
+INSERT INTO task_attempts (task_id, attempt, worker_id, started_at, finished_at, outcome, error)
+VALUES (@taskId, @attempt, @workerId, @startedAt, @finishedAt, @outcome, @error)
+ON CONFLICT DO NOTHING;
+
+-- name: taskPlace
+UPDATE tasks
+   SET state = @state, hold = @hold, next_check_at = @nextCheckAt, reason = COALESCE(@reason, reason),
+       finished_at = COALESCE(@finishedAt, finished_at), updated_at = @now
+ WHERE id = @id AND state IN (SELECT value FROM json_each(@from))
+   AND (@anyHold = 1 OR hold IS @fromHold)
+RETURNING id, lambda, key, ordered, has_children, state;
+
+-- name: taskRedrive
+UPDATE tasks
+   SET state = {to:redrive}, tries = 0, result = NULL, error = NULL, reason = NULL, hold = NULL, worker_id = NULL,
+       started_at = NULL, finished_at = NULL, run_at = @now, next_check_at = @now, updated_at = @now
+ WHERE id = @id AND state IN {from:redrive};
+
+-- name: taskDue
+SELECT * FROM tasks INDEXED BY tasks_check
+ WHERE next_check_at <= @now AND state <> 'ENQUEUED' AND next_check_at IS NOT NULL
+ ORDER BY next_check_at
+ LIMIT @limit;
+
+-- name: depWaitingChildren
+SELECT d.child_id AS id FROM task_deps d JOIN tasks t ON t.id = d.child_id
+ WHERE d.parent_id = @parentId AND t.hold = 'deps';
+
+-- name: taskDepResolve
+UPDATE tasks SET deps_pending = deps_pending - 1 WHERE id = @id AND hold = 'deps' AND deps_pending > 0
+RETURNING *;
+
+-- name: taskKeyNext
+SELECT * FROM tasks INDEXED BY tasks_held_key
+ WHERE lambda = @lambda AND key = @key AND hold = 'key'
+ ORDER BY id LIMIT 1;
+
+-- name: taskOfGateReady
+-- Keyset pages in claim order (priority, then age): a pass over a big gate stays cheap per page.
+SELECT * FROM tasks INDEXED BY tasks_ready
+ WHERE state = 'ENQUEUED' AND lambda = @lambda AND (@collection IS NULL OR collection = @collection)
+   AND (@afterId IS NULL OR priority < @afterPriority OR (priority = @afterPriority AND id > @afterId))
+ ORDER BY priority DESC, id
+ LIMIT @limit;
+
+-- name: taskOfGateHeld
+SELECT * FROM tasks INDEXED BY tasks_held_gate
+ WHERE hold = 'gate' AND lambda = @lambda AND (@collection IS NULL OR collection = @collection)
+   AND (@afterId IS NULL OR priority < @afterPriority OR (priority = @afterPriority AND id > @afterId))
+ ORDER BY priority DESC, id
+ LIMIT @limit;
+
+-- name: taskDelete
+DELETE FROM tasks WHERE id = @id;
+
+-- name: attemptDeleteByTask
+DELETE FROM task_attempts WHERE task_id = @id;
+
+-- name: depDeleteByTask
+DELETE FROM task_deps WHERE child_id = @id OR parent_id = @id;
+
+-- name: taskList
+-- Newest first. Four forms so each filter walks its own index (a key or lambda filter on
+-- the id index would scan every row of a big table); the others filter on top.
+SELECT * FROM tasks INDEXED BY tasks_id
+ WHERE (@state IS NULL OR state = @state) AND (@beforeId IS NULL OR id < @beforeId)
+ ORDER BY id DESC LIMIT @limit;
+
+-- name: taskListByLambda
+SELECT * FROM tasks INDEXED BY tasks_by_lambda
+ WHERE lambda = @lambda AND (@state IS NULL OR state = @state) AND (@key IS NULL OR key = @key)
+   AND (@beforeId IS NULL OR id < @beforeId)
+ ORDER BY id DESC LIMIT @limit;
+
+-- name: taskListByKey
+SELECT * FROM tasks INDEXED BY tasks_by_key
+ WHERE key = @key AND (@state IS NULL OR state = @state) AND (@lambda IS NULL OR lambda = @lambda)
+   AND (@beforeId IS NULL OR id < @beforeId)
+ ORDER BY id DESC LIMIT @limit;
+
+-- name: taskListFailed
+SELECT * FROM tasks INDEXED BY tasks_failed
+ WHERE state = @state AND (@beforeId IS NULL OR id < @beforeId)
+ ORDER BY id DESC LIMIT @limit;
+
+-- name: attemptList
+SELECT * FROM task_attempts WHERE task_id = @taskId ORDER BY attempt;
+
+-- name: taskCounts
+SELECT lambda, state, COUNT(*) AS count FROM tasks GROUP BY lambda, state;
+
+-- name: taskOpenCount
+SELECT COUNT(*) AS count FROM tasks WHERE state NOT IN {terminal};
+
+-- name: taskNextCheck
+SELECT MIN(next_check_at) AS at FROM tasks INDEXED BY tasks_check
+ WHERE state <> 'ENQUEUED' AND next_check_at IS NOT NULL;

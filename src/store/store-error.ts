@@ -1,0 +1,59 @@
+import { ConveyorError } from '../errors.js';
+
+/** Neutral codes for what a database can answer; callers never look at native error codes. */
+export type StoreErrorCode = 'unique_violation' | 'busy' | 'serialization' | 'unavailable' | 'other';
+
+export class StoreError extends Error {
+  constructor(
+    readonly code: StoreErrorCode,
+    message: string,
+    opts?: { cause?: unknown },
+  ) {
+    super(message, opts);
+    this.name = 'StoreError';
+  }
+}
+
+// SQLite result codes (better-sqlite3 puts them in err.code) and PostgreSQL SQLSTATEs, in one
+// table so both dialects map the same way (River's interpretError, Oban's expected errors).
+const NATIVE: Record<string, StoreErrorCode> = {
+  SQLITE_CONSTRAINT_UNIQUE: 'unique_violation',
+  SQLITE_CONSTRAINT_PRIMARYKEY: 'unique_violation',
+  SQLITE_BUSY: 'busy',
+  SQLITE_LOCKED: 'busy',
+  SQLITE_IOERR: 'unavailable',
+  SQLITE_CANTOPEN: 'unavailable',
+  SQLITE_FULL: 'unavailable',
+  '23505': 'unique_violation',
+  '40001': 'serialization',
+  '40P01': 'serialization',
+  '57P01': 'unavailable', // admin_shutdown
+  '57P02': 'unavailable', // crash_shutdown
+  '57P03': 'unavailable', // cannot_connect_now
+  '08000': 'unavailable',
+  '08003': 'unavailable',
+  '08006': 'unavailable',
+  '08001': 'unavailable',
+  '08004': 'unavailable',
+  ECONNREFUSED: 'unavailable',
+  ECONNRESET: 'unavailable',
+  ETIMEDOUT: 'unavailable',
+  EPIPE: 'unavailable',
+  CONNECTION_CLOSED: 'unavailable',
+  CONNECTION_ENDED: 'unavailable',
+  CONNECTION_DESTROYED: 'unavailable',
+  CONNECT_TIMEOUT: 'unavailable',
+};
+
+export function storeErrorOf(err: unknown): StoreError | ConveyorError {
+  if (err instanceof StoreError || err instanceof ConveyorError) return err;
+  const native = String((err as { code?: unknown })?.code ?? '');
+  const code = NATIVE[native] ?? (native.startsWith('SQLITE_IOERR') ? 'unavailable' : 'other');
+  const message = err instanceof Error ? err.message : String(err);
+  return new StoreError(code, `${native ? `${native}: ` : ''}${message}`, { cause: err });
+}
+
+/** Whether an error means "the database cannot be reached right now" (answer 503, retry later). */
+export function isUnavailable(err: unknown): boolean {
+  return err instanceof StoreError && (err.code === 'unavailable' || err.code === 'busy');
+}

@@ -1,0 +1,390 @@
+import { hostname } from 'node:os';
+import type { Clock } from '../clock.js';
+import type { WorkerConfig } from '../config/options.js';
+import { type GateLookup, gateLookupOf } from '../core/gate.js';
+import { type LambdaConfig, type LambdaDefinition, lambdaConfigOf, type TaskLogger } from '../core/lambda.js';
+import type { Logger } from '../log.js';
+import {
+  type AttemptRef,
+  type DoneItem,
+  type FailedItem,
+  PROTOCOL_VERSION,
+  type ServerFrame,
+  type StartedItem,
+  type TaskFrame,
+} from '../protocol/frames.js';
+import type { WorkerTransport } from '../protocol/transport.js';
+import { AttemptAborted, type AttemptOutcome, type RunningAttempt, startAttempt } from './executor.js';
+import { PriorityBuffer } from './priority-buffer.js';
+
+/**
+ * ATF's rule: after this many heartbeat intervals without an answer, stop before the lease can
+ * move (leases last more than three heartbeats, so the worker stops first).
+ */
+const HEARTBEAT_FAILURES_MAX = 3;
+
+export interface ControllerEvents {
+  started?(t: TaskFrame): void;
+  finished?(t: TaskFrame, outcome: AttemptOutcome): void;
+  /** An attempt was aborted because the server says it no longer holds it. */
+  leaseLost?(ref: AttemptRef): void;
+  /** Heartbeats failed three times in a row: running attempts were aborted. */
+  suspended?(): void;
+}
+
+const refKey = (r: AttemptRef) => `${r.id}:${r.attempt}`;
+
+/**
+ * A worker's controller (ATF): holds the tasks the server granted it in per-lambda priority
+ * buffers, starts them on a bounded pool of executor slots (with per-lambda caps), reports
+ * starts and outcomes in batched frames, renews leases by heartbeat, and gives credit back as
+ * places free up.
+ *
+ * Modes: connecting (no server yet; reports wait) -> running (taking work) -> suspended (three
+ * heartbeats unanswered: running attempts aborted, no credit given until a heartbeat is
+ * answered again) -> running ... -> draining (stop(): no new work, buffered tasks released,
+ * running ones get a grace period) -> stopped.
+ */
+export class Controller {
+  readonly workerId: string;
+  private readonly defs = new Map<string, LambdaDefinition>();
+  private readonly configs: LambdaConfig[];
+  private readonly capacity: number;
+  private readonly buffer = new PriorityBuffer<TaskFrame>();
+  private readonly running = new Map<string, RunningAttempt>();
+  private readonly runningByLambda = new Map<string, number>();
+  /** Refs whose outcome must not be reported (the server took the lease back). */
+  private readonly forsaken = new Set<string>();
+  private busySlots = 0;
+  private gate: GateLookup = gateLookupOf([]);
+  private mode: 'connecting' | 'running' | 'suspended' | 'draining' | 'stopped' = 'connecting';
+  private up = false;
+  private credit = 0;
+  private started: StartedItem[] = [];
+  private done: DoneItem[] = [];
+  private failed: FailedItem[] = [];
+  private released: AttemptRef[] = [];
+  private flushScheduled = false;
+  private heartbeatMs = 5000;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private seq = 0;
+  private watchdog: NodeJS.Timeout | null = null;
+  private readonly ackWaiters = new Map<number, Array<(lost: AttemptRef[] | null) => void>>();
+  private idleWaiters: Array<() => void> = [];
+
+  constructor(
+    lambdas: LambdaDefinition[],
+    private readonly cfg: WorkerConfig,
+    private readonly transport: WorkerTransport,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+    private readonly events: ControllerEvents = {},
+    private readonly limits: { maxResultBytes: number; timeoutGraceMs: number } = { maxResultBytes: 1024 * 1024, timeoutGraceMs: 2000 },
+  ) {
+    for (const l of lambdas) {
+      if (this.defs.has(l.name)) throw new TypeError(`lambda "${l.name}" is defined twice`);
+      this.defs.set(l.name, l);
+    }
+    this.configs = lambdas.map(lambdaConfigOf);
+    this.capacity = cfg.concurrency + cfg.prefetch;
+    this.workerId = cfg.workerId ?? `${hostname()}:${process.pid}:${Math.floor(clock.now() % 1e6).toString(36)}`;
+  }
+
+  start(): void {
+    this.transport.connect(
+      (f) => this.onFrame(f),
+      (state) => this.onLink(state),
+    );
+  }
+
+  /** Attempts running now. */
+  get inFlight(): number {
+    return this.running.size;
+  }
+
+  /** Stops taking work, releases buffered tasks, lets running ones finish within the grace period, then aborts the rest. */
+  async stop(graceMs = this.cfg.shutdownGraceMs): Promise<void> {
+    if (this.mode === 'stopped') return;
+    this.mode = 'draining';
+    this.releaseWhere(() => true);
+    this.flush();
+    const drained = this.whenIdle();
+    const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref?.());
+    if ((await Promise.race([drained, timer])) === 'timeout' && this.running.size > 0) {
+      this.log.warn({ running: this.running.size }, 'grace period over; aborting running attempts');
+      for (const a of this.running.values()) a.controller.abort(new AttemptAborted('shutdown', 'the worker is shutting down'));
+      await Promise.race([
+        Promise.all([...this.running.values()].map((a) => a.outcome)),
+        new Promise((r) => setTimeout(r, 1000).unref?.()),
+      ]);
+    }
+    this.flush();
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.watchdog) clearTimeout(this.watchdog);
+    this.mode = 'stopped';
+    if (this.up) this.transport.send({ type: 'bye' });
+    await this.transport.close();
+  }
+
+  private onLink(state: 'up' | 'down'): void {
+    this.up = state === 'up';
+    if (!this.up) return;
+    if (this.mode === 'stopped') return;
+    // A fresh session: grant the places that are free now, and renew what we still hold.
+    const held = this.busySlots + this.buffer.size;
+    this.credit = 0;
+    this.transport.send({
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      workerId: this.workerId,
+      lambdas: this.configs,
+      capacity: this.mode === 'draining' ? 0 : Math.max(0, this.capacity - held),
+      concurrency: this.cfg.concurrency,
+    });
+  }
+
+  private onFrame(f: ServerFrame): void {
+    switch (f.type) {
+      case 'welcome':
+        if (this.mode === 'connecting') this.mode = 'running';
+        this.heartbeatMs = f.heartbeatMs;
+        this.gate = gateLookupOf(f.gates);
+        this.startHeartbeats();
+        this.heartbeat();
+        this.flush();
+        return;
+      case 'tasks':
+        for (const t of f.tasks) this.buffer.push(t);
+        if (this.mode !== 'running') this.releaseWhere(() => true);
+        this.pump();
+        return;
+      case 'heartbeat_ack':
+        this.onAck(f.seq, f.lost);
+        return;
+      case 'refused':
+        this.forsake(f.items);
+        return;
+      case 'gates':
+        this.gate = gateLookupOf(f.gates);
+        this.releaseWhere((t) => this.gate(t.lambda, t.collection) !== 'open');
+        this.pump();
+        return;
+      case 'error':
+        this.log.error({ code: f.error.code }, `server refused this worker: ${f.error.message}`);
+        return;
+    }
+  }
+
+  /** Starts buffered tasks while slots are free, most urgent first. */
+  private pump(): void {
+    while (this.mode === 'running' && this.busySlots < this.cfg.concurrency) {
+      const t = this.buffer.take((l) => this.lambdaHasRoom(l));
+      if (!t) return;
+      if (this.gate(t.lambda, t.collection) !== 'open') {
+        this.release(t);
+        continue;
+      }
+      this.run(t);
+    }
+  }
+
+  private lambdaHasRoom(lambda: string): boolean {
+    const cap = this.defs.get(lambda)?.concurrency;
+    return cap === undefined || (this.runningByLambda.get(lambda) ?? 0) < cap;
+  }
+
+  private run(t: TaskFrame): void {
+    const def = this.defs.get(t.lambda);
+    if (!def) {
+      // The server only sends lambdas this worker registered; give it back if that ever breaks.
+      this.log.error({ task: t.id, lambda: t.lambda }, 'received a task for a lambda this worker does not run');
+      this.release(t);
+      return;
+    }
+    const key = refKey(t);
+    this.busySlots++;
+    this.runningByLambda.set(t.lambda, (this.runningByLambda.get(t.lambda) ?? 0) + 1);
+    const attempt = startAttempt(def, t, {
+      clock: this.clock,
+      log: this.taskLogger(t),
+      heartbeat: (frame) => this.heartbeatFor(frame),
+      maxResultBytes: this.limits.maxResultBytes,
+      timeoutGraceMs: this.limits.timeoutGraceMs,
+    });
+    this.running.set(key, attempt);
+    this.started.push({ id: t.id, attempt: t.attempt, at: attempt.startedAt });
+    this.events.started?.(t);
+    this.scheduleFlush();
+    void attempt.outcome.then((o) => this.finish(attempt, o));
+    void attempt.settled.then(() => {
+      this.busySlots--;
+      this.runningByLambda.set(t.lambda, (this.runningByLambda.get(t.lambda) ?? 1) - 1);
+      this.give(1);
+      this.pump();
+      this.checkIdle();
+    });
+  }
+
+  private finish(a: RunningAttempt, o: AttemptOutcome): void {
+    const key = refKey(a.frame);
+    this.running.delete(key);
+    this.events.finished?.(a.frame, o);
+    if (this.forsaken.delete(key)) return; // the server already took this attempt back
+    const base = { id: a.frame.id, attempt: a.frame.attempt };
+    if (o.kind === 'done') this.done.push({ ...base, startedAt: a.startedAt, result: o.result, resultJson: o.resultJson });
+    else this.failed.push({ ...base, startedAt: a.startedAt, kind: o.kind, error: o.error, snoozeMs: o.snoozeMs });
+    this.scheduleFlush();
+    this.checkIdle();
+  }
+
+  /** The server no longer holds these attempts for us: abort them, drop them from the buffer. */
+  private forsake(items: AttemptRef[]): void {
+    const keys = new Set(items.map(refKey));
+    for (const k of keys) {
+      const a = this.running.get(k);
+      if (!a) continue;
+      this.forsaken.add(k);
+      this.events.leaseLost?.(a.frame);
+      a.controller.abort(new AttemptAborted('lease_lost', 'this attempt lost its lease; another attempt may run the task'));
+    }
+    const dropped = this.buffer.removeWhere((t) => keys.has(refKey(t)));
+    this.give(dropped.length);
+  }
+
+  private releaseWhere(match: (t: TaskFrame) => boolean): void {
+    for (const t of this.buffer.removeWhere(match)) this.release(t, false);
+    this.scheduleFlush();
+  }
+
+  private release(t: TaskFrame, schedule = true): void {
+    this.released.push({ id: t.id, attempt: t.attempt });
+    this.give(1);
+    if (schedule) this.scheduleFlush();
+  }
+
+  private give(n: number): void {
+    if (n <= 0) return;
+    this.credit += n;
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  /** Sends everything to report in one frame (kept while disconnected). */
+  private flush(): void {
+    if (!this.up || this.mode === 'connecting') return;
+    const credit = this.mode === 'running' ? this.credit : 0;
+    if (credit === 0 && !this.started.length && !this.done.length && !this.failed.length && !this.released.length) return;
+    this.transport.send({
+      type: 'report',
+      ...(credit ? { credit } : {}),
+      ...(this.started.length ? { started: this.started } : {}),
+      ...(this.done.length ? { done: this.done } : {}),
+      ...(this.failed.length ? { failed: this.failed } : {}),
+      ...(this.released.length ? { released: this.released } : {}),
+    });
+    if (this.mode === 'running') this.credit = 0;
+    this.started = [];
+    this.done = [];
+    this.failed = [];
+    this.released = [];
+  }
+
+  private startHeartbeats(): void {
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = setInterval(() => this.heartbeat(), this.heartbeatMs);
+    this.heartbeatTimer.unref?.();
+    this.armWatchdog();
+  }
+
+  /** Suspends the worker if no heartbeat is answered for three intervals from now. */
+  private armWatchdog(): void {
+    if (this.watchdog) clearTimeout(this.watchdog);
+    this.watchdog = setTimeout(() => this.suspend(), this.heartbeatMs * HEARTBEAT_FAILURES_MAX);
+    this.watchdog.unref?.();
+  }
+
+  /** Renews every held lease; answers go to onAck. */
+  private heartbeat(): number {
+    // Waiters of earlier heartbeats that got no answer by now learn it failed.
+    for (const [seq, waiters] of this.ackWaiters) {
+      this.ackWaiters.delete(seq);
+      for (const w of waiters) w(null);
+    }
+    const seq = ++this.seq;
+    this.ackWaiters.set(seq, []);
+    if (this.up) {
+      const held: AttemptRef[] = [...this.running.values()].map((a) => ({ id: a.frame.id, attempt: a.frame.attempt }));
+      for (const t of this.buffer.values()) held.push({ id: t.id, attempt: t.attempt });
+      this.transport.send({ type: 'heartbeat', seq, held });
+    }
+    return seq;
+  }
+
+  private onAck(seq: number, lost: AttemptRef[]): void {
+    const waiters = this.ackWaiters.get(seq);
+    this.ackWaiters.delete(seq);
+    if (this.mode !== 'stopped' && this.mode !== 'draining') this.armWatchdog();
+    if (lost.length) this.forsake(lost);
+    for (const w of waiters ?? []) w(lost);
+    if (this.mode === 'suspended') {
+      this.log.info('heartbeats answered again; taking work');
+      this.mode = 'running';
+      this.scheduleFlush();
+      this.pump();
+    }
+  }
+
+  private suspend(): void {
+    if (this.mode !== 'running') return;
+    this.log.error(
+      `no heartbeat answered for ${HEARTBEAT_FAILURES_MAX} intervals; aborting ${this.running.size} running attempts before their leases can move`,
+    );
+    this.mode = 'suspended';
+    this.events.suspended?.();
+    const refs = [...this.running.values()].map((a) => ({ id: a.frame.id, attempt: a.frame.attempt }));
+    for (const t of this.buffer.values()) refs.push({ id: t.id, attempt: t.attempt });
+    this.forsake(refs);
+  }
+
+  private heartbeatFor(frame: TaskFrame): Promise<void> {
+    const seq = this.heartbeat();
+    return new Promise((resolve, reject) => {
+      this.ackWaiters.get(seq)?.push((lost) => {
+        if (lost === null) reject(new Error('heartbeat unanswered: the server did not confirm the lease in time'));
+        else if (lost.some((l) => l.id === frame.id && l.attempt === frame.attempt))
+          reject(new AttemptAborted('lease_lost', 'this attempt lost its lease'));
+        else resolve();
+      });
+    });
+  }
+
+  private taskLogger(t: TaskFrame): TaskLogger {
+    let child: Logger | undefined;
+    const get = () => {
+      child ??= this.log.child({ task: t.id, lambda: t.lambda, attempt: t.attempt });
+      return child;
+    };
+    return {
+      info: (msg, fields) => get().info(fields ?? {}, msg),
+      warn: (msg, fields) => get().warn(fields ?? {}, msg),
+      error: (msg, fields) => get().error(fields ?? {}, msg),
+    };
+  }
+
+  private whenIdle(): Promise<void> {
+    if (this.busySlots === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  private checkIdle(): void {
+    if (this.busySlots === 0 && this.running.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+  }
+}
