@@ -5,6 +5,8 @@ import type { SubmitInput } from './core/submit.js';
 import { type TaskView, taskView } from './core/task.js';
 import { isTerminal } from './core/task-state.js';
 import { ConveyorError } from './errors.js';
+import { buildApp } from './http/app.js';
+import { isLoopback } from './http/listen.js';
 import { type Logger, silentLogger } from './log.js';
 import { inProcessPair } from './protocol/in-process.js';
 import { Engine, type LambdaSummary } from './server/engine.js';
@@ -24,6 +26,19 @@ export interface ConveyorOptions extends ServerOptions, WorkerOptions {
 
 export type SubmitOptions = Omit<SubmitInput, 'lambda' | 'payload'>;
 
+export interface ListenOptions {
+  /** @default 8080 */
+  port?: number;
+  /** @default '127.0.0.1' */
+  host?: string;
+  /** Bearer token for every /v1 route and the dashboard. */
+  token?: string;
+  /** Allow a non-loopback address without a token. @default false */
+  insecure?: boolean;
+  /** Largest request body in bytes. @default 1048576 */
+  bodyLimit?: number;
+}
+
 /**
  * Conveyor embedded in your process: `start()`, `submit()`, and your lambdas run here.
  *
@@ -35,6 +50,7 @@ export type SubmitOptions = Omit<SubmitInput, 'lambda' | 'payload'>;
 export class Conveyor {
   private engineRef: Engine | null = null;
   private controller: Controller | null = null;
+  private app: Awaited<ReturnType<typeof buildApp>> | null = null;
   private readonly opts: ConveyorOptions;
 
   constructor(opts: ConveyorOptions = {}) {
@@ -82,6 +98,24 @@ export class Conveyor {
       this.controller.start();
     }
     return this;
+  }
+
+  /**
+   * Serves the HTTP API (and, later, the worker protocol and dashboard). Resolves with the URL.
+   * Refuses a non-loopback address without a token unless `insecure`.
+   */
+  async listen(opts: ListenOptions = {}): Promise<string> {
+    const host = opts.host ?? '127.0.0.1';
+    if (!opts.token && !opts.insecure && !isLoopback(host)) {
+      throw new ConveyorError(
+        'validation_failed',
+        `refusing to listen on ${host} without a token: set CONVEYOR_TOKEN (or --token), or pass --insecure if the network is trusted`,
+      );
+    }
+    if (this.app) throw new ConveyorError('validation_failed', 'already listening');
+    const app = await buildApp(this.engine, { token: opts.token, bodyLimit: opts.bodyLimit, logger: this.opts.logger ?? silentLogger });
+    this.app = app;
+    return app.listen({ port: opts.port ?? 8080, host });
   }
 
   /** Submits one task; resolves once it is durable. */
@@ -151,6 +185,8 @@ export class Conveyor {
 
   /** Drains the in-process worker (running attempts get the grace period), then closes the store. */
   async close(): Promise<void> {
+    await this.app?.close();
+    this.app = null;
     await this.controller?.stop();
     this.controller = null;
     await this.engineRef?.close();

@@ -35,7 +35,10 @@ export const ERROR_CATALOGUE = {
     description: 'The store (database) does not answer; retry after the number of seconds in Retry-After.',
   },
   shutting_down: { status: 503, description: 'The server is draining and takes no new work.' },
-  worker_unavailable: { status: 503, description: 'The worker cannot reach a server (used by SDK and CLI clients).' },
+  server_unreachable: {
+    status: 503,
+    description: 'A client (SDK, CLI, worker) could not reach the server: connection refused, reset or timed out.',
+  },
 } as const satisfies Record<string, { status: number; description: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -36,7 +36,9 @@ export function runStoreContract(target: ContractTarget): void {
 
       it('answers the existing task for a repeated idempotency key, also within one batch', async () => {
         const [a] = await h.insert(h.task({ idempotencyKey: 'k1' }));
-        const out = await h.tx((o) => o.insert([h.task({ idempotencyKey: 'k1' }), h.task({ idempotencyKey: 'k2' }), h.task({ idempotencyKey: 'k2' })], h.gate));
+        const out = await h.tx((o) =>
+          o.insert([h.task({ idempotencyKey: 'k1' }), h.task({ idempotencyKey: 'k2' }), h.task({ idempotencyKey: 'k2' })], h.gate),
+        );
         const rows = out.map((r) => ('task' in r ? r : null));
         expect(rows[0]).toMatchObject({ created: false, task: { id: a.id } });
         expect(rows[1]?.created).toBe(true);
@@ -134,7 +136,12 @@ export function runStoreContract(target: ContractTarget): void {
         const [a, b] = await h.claim();
         await h.succeed(b);
         h.clock.advance(1000);
-        const lost = await h.tx((o) => o.renew([a, b].map((r) => ({ id: r.id, attempt: r.attempt })), LEASE_MS));
+        const lost = await h.tx((o) =>
+          o.renew(
+            [a, b].map((r) => ({ id: r.id, attempt: r.attempt })),
+            LEASE_MS,
+          ),
+        );
         expect(lost).toEqual([{ id: b.id, attempt: b.attempt }]);
         expect((await h.get(a.id)).nextCheckAt).toBe(h.clock.now() + LEASE_MS);
       });
@@ -317,7 +324,9 @@ export function runStoreContract(target: ContractTarget): void {
         expect(b.hold).toBe('gate');
         expect(await h.claim()).toEqual([]);
         h.setGates([]);
-        const open = await h.tx((o) => o.applyGate({ lambda: 'work', collection: '*', mode: 'open', source: 'held', limit: 100, after: null }, h.gate));
+        const open = await h.tx((o) =>
+          o.applyGate({ lambda: 'work', collection: '*', mode: 'open', source: 'held', limit: 100, after: null }, h.gate),
+        );
         expect(open.enqueued).toBe(2);
         expect((await h.claim('work', 1))[0].id).toBe(b.id);
       });
@@ -370,7 +379,16 @@ export function runStoreContract(target: ContractTarget): void {
       });
 
       it('remembers lambdas, gates and cron progress', async () => {
-        const config = { name: 'x', timeoutMs: 1, maxAttempts: 2, backoff: { baseMs: 1, maxMs: 2, factor: 2 }, concurrency: null, priority: 0, cron: null, isolation: 'inline' as const };
+        const config = {
+          name: 'x',
+          timeoutMs: 1,
+          maxAttempts: 2,
+          backoff: { baseMs: 1, maxMs: 2, factor: 2 },
+          concurrency: null,
+          priority: 0,
+          cron: null,
+          isolation: 'inline' as const,
+        };
         await h.tx((o) => o.q.lambdaUpsertMany([{ name: 'x', config, updatedAt: 1 }]));
         expect((await h.store.read((o) => o.q.lambdaList()))[0].config).toEqual(config);
         await h.tx((o) => o.q.gateSet({ lambda: 'x', collection: '*', mode: 'pause' }, 1));

@@ -82,14 +82,31 @@ export class Harness {
 
   succeed(row: { id: string; attempt: number }, result: unknown = { ok: true }): Promise<Set<string>> {
     return this.tx((o) =>
-      o.succeed([{ id: row.id, attempt: row.attempt, workerId: 'w1', startedAt: this.clock.now(), result: JSON.stringify(result) }], this.gate),
+      o.succeed(
+        [{ id: row.id, attempt: row.attempt, workerId: 'w1', startedAt: this.clock.now(), result: JSON.stringify(result) }],
+        this.gate,
+      ),
     );
   }
 
-  fail(row: { id: string; attempt: number }, kind: 'error' | 'fatal' | 'timeout' | 'snoozed' = 'error', snoozeMs?: number): Promise<Set<string>> {
+  fail(
+    row: { id: string; attempt: number },
+    kind: 'error' | 'fatal' | 'timeout' | 'snoozed' = 'error',
+    snoozeMs?: number,
+  ): Promise<Set<string>> {
     return this.tx((o) =>
       o.fail(
-        [{ id: row.id, attempt: row.attempt, kind, error: JSON.stringify({ message: 'boom' }), workerId: 'w1', startedAt: this.clock.now(), snoozeMs }],
+        [
+          {
+            id: row.id,
+            attempt: row.attempt,
+            kind,
+            error: JSON.stringify({ message: 'boom' }),
+            workerId: 'w1',
+            startedAt: this.clock.now(),
+            snoozeMs,
+          },
+        ],
         this.gate,
       ),
     );

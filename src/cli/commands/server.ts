@@ -1,0 +1,34 @@
+import { Command, Option } from 'commander';
+import { Conveyor } from '../../conveyor.js';
+import { createLogger } from '../../log.js';
+import { action, intArg, onShutdown } from '../common.js';
+
+export function serverCommand(): Command {
+  return new Command('server')
+    .description('run a server (HTTP API, scheduler, dispatcher) on a store; workers connect to it with `conveyor worker`')
+    .addOption(
+      new Option('--store <location>', 'SQLite file, sqlite:PATH or postgres://... (env CONVEYOR_STORE or DATABASE_URL)')
+        .env('CONVEYOR_STORE')
+        .default(process.env.DATABASE_URL ?? './conveyor.db'),
+    )
+    .addOption(new Option('--port <n>', 'HTTP port').env('CONVEYOR_PORT').default(8080).argParser(intArg(0, 65535)))
+    .addOption(new Option('--host <addr>', 'address to listen on').env('CONVEYOR_HOST').default('127.0.0.1'))
+    .addOption(new Option('--token <token>', 'require this bearer token on /v1 routes and from workers').env('CONVEYOR_TOKEN'))
+    .addOption(new Option('--insecure', 'allow a non-loopback --host without a token').env('CONVEYOR_INSECURE'))
+    .action(
+      action(async (opts) => {
+        const log = createLogger({ pretty: process.stderr.isTTY });
+        const conveyor = new Conveyor({ store: opts.store, logger: log, worker: false });
+        await conveyor.start();
+        const url = await conveyor.listen({ port: opts.port, host: opts.host, token: opts.token, insecure: Boolean(opts.insecure) });
+        log.info({ store: redact(opts.store) }, `Conveyor server on ${url}`);
+        process.stdout.write(`${url}\n`);
+        onShutdown(() => conveyor.close(), log);
+      }),
+    );
+}
+
+/** A store URL without its password, for logs. */
+export function redact(store: string): string {
+  return store.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1***@');
+}

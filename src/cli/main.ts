@@ -1,0 +1,27 @@
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { devCommand } from './commands/dev.js';
+import { lambdasCommand, pauseCommand, resumeCommand } from './commands/lambdas.js';
+import { migrateCommand } from './commands/migrate.js';
+import { serverCommand } from './commands/server.js';
+import { cancelCommand, getCommand, listCommand, retryCommand, submitCommand } from './commands/tasks.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command('conveyor')
+  .description('Conveyor: asynchronous tasks on SQLite or PostgreSQL. Every option also reads an env twin (CONVEYOR_*).')
+  .version(pkg.version)
+  .showHelpAfterError('(add --help for usage)')
+  .addCommand(devCommand())
+  .addCommand(serverCommand())
+  .addCommand(submitCommand())
+  .addCommand(getCommand())
+  .addCommand(listCommand())
+  .addCommand(cancelCommand())
+  .addCommand(retryCommand())
+  .addCommand(pauseCommand())
+  .addCommand(resumeCommand())
+  .addCommand(lambdasCommand())
+  .addCommand(migrateCommand());
+
+await program.parseAsync(process.argv);

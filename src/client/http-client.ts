@@ -1,0 +1,118 @@
+import type { GateMode } from '../core/gate.js';
+import type { SubmitInput } from '../core/submit.js';
+import type { TaskView } from '../core/task.js';
+import { ConveyorError, isErrorCode } from '../errors.js';
+import type { LambdaSummary } from '../server/engine.js';
+
+export interface ClientOptions {
+  /** @default 'http://127.0.0.1:8080' */
+  server?: string;
+  token?: string;
+  /** Per request. @default 30000 */
+  timeoutMs?: number;
+}
+
+/**
+ * The HTTP SDK for other processes: the same operations as the embedded Conveyor, over the
+ * API of DESIGN section 8. Every failure is a ConveyorError with the server's code (or
+ * `server_unreachable` when no answer came).
+ */
+export class ConveyorClient {
+  readonly server: string;
+  private readonly token?: string;
+  private readonly timeoutMs: number;
+
+  constructor(opts: ClientOptions = {}) {
+    this.server = (opts.server ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
+    this.token = opts.token;
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+  }
+
+  async submit(input: SubmitInput): Promise<TaskView> {
+    return (await this.call<{ task: TaskView }>('POST', '/v1/tasks', input)).task;
+  }
+
+  async submitMany(tasks: SubmitInput[]): Promise<TaskView[]> {
+    return (await this.call<{ tasks: TaskView[] }>('POST', '/v1/tasks/batch', { tasks })).tasks;
+  }
+
+  async get(id: string): Promise<TaskView> {
+    return (await this.call<{ task: TaskView }>('GET', `/v1/tasks/${encodeURIComponent(id)}`)).task;
+  }
+
+  list(
+    q: { lambda?: string; state?: string; key?: string; limit?: number; cursor?: string } = {},
+  ): Promise<{ tasks: TaskView[]; nextCursor: string | null }> {
+    const qs = new URLSearchParams(
+      Object.entries(q)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]): [string, string] => [k, String(v)]),
+    );
+    return this.call('GET', `/v1/tasks${qs.size ? `?${qs}` : ''}`);
+  }
+
+  async cancel(id: string): Promise<TaskView> {
+    return (await this.call<{ task: TaskView }>('POST', `/v1/tasks/${encodeURIComponent(id)}/cancel`)).task;
+  }
+
+  async retry(id: string): Promise<TaskView> {
+    return (await this.call<{ task: TaskView }>('POST', `/v1/tasks/${encodeURIComponent(id)}/retry`)).task;
+  }
+
+  async pause(lambda: string, opts: { collection?: string; mode?: Exclude<GateMode, 'open'> } = {}): Promise<LambdaSummary> {
+    return (await this.call<{ lambda: LambdaSummary }>('POST', `/v1/lambdas/${encodeURIComponent(lambda)}/pause`, opts)).lambda;
+  }
+
+  async resume(lambda: string, opts: { collection?: string } = {}): Promise<LambdaSummary> {
+    return (await this.call<{ lambda: LambdaSummary }>('POST', `/v1/lambdas/${encodeURIComponent(lambda)}/resume`, opts)).lambda;
+  }
+
+  async lambdas(): Promise<LambdaSummary[]> {
+    return (await this.call<{ lambdas: LambdaSummary[] }>('GET', '/v1/lambdas')).lambdas;
+  }
+
+  /** Polls until the task is terminal. */
+  async waitFor(id: string, opts: { timeoutMs?: number; pollMs?: number } = {}): Promise<TaskView> {
+    const until = Date.now() + (opts.timeoutMs ?? 60_000);
+    let pause = opts.pollMs ?? 50;
+    for (;;) {
+      const t = await this.get(id);
+      if (t.state === 'SUCCESS' || t.state === 'FATAL_FAILURE' || t.state === 'CANCELLED') return t;
+      if (Date.now() > until) throw new ConveyorError('server_unreachable', `task ${id} is still ${t.state} after waiting`);
+      await new Promise((r) => setTimeout(r, pause));
+      pause = Math.min(1000, pause * 2);
+    }
+  }
+
+  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    let res: Response;
+    try {
+      res = await fetch(this.server + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
+      throw new ConveyorError('server_unreachable', `cannot reach ${this.server} (${cause})`, { cause: err });
+    }
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : {};
+    } catch {
+      throw new ConveyorError('internal_error', `${method} ${path}: the server answered ${res.status} with a body that is not JSON`);
+    }
+    if (!res.ok) {
+      const e = (json as { error?: { code?: string; message?: string } }).error;
+      const code = isErrorCode(e?.code) ? e.code : 'internal_error';
+      const retry = res.headers.get('retry-after');
+      throw new ConveyorError(code, e?.message ?? `${method} ${path}: HTTP ${res.status}`, retry ? { retryAfterS: Number(retry) } : {});
+    }
+    return json as T;
+  }
+}

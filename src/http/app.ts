@@ -1,0 +1,59 @@
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { ConveyorError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Engine } from '../server/engine.js';
+import { authHook } from './auth.js';
+import { errorHandler, sendError } from './errors.js';
+import { healthRoutes } from './routes/health.js';
+import { lambdaRoutes } from './routes/lambdas.js';
+import { taskRoutes } from './routes/tasks.js';
+import { validatorCompiler } from './validation.js';
+
+export interface HttpOptions {
+  /** Bearer token every /v1 route requires (none: open). */
+  token?: string;
+  /** Largest request body. @default 1048576 */
+  bodyLimit?: number;
+  logger: Logger;
+}
+
+/** The HTTP API of DESIGN section 8 (Fastify), errors as {"error":{"code","message"}}. */
+export async function buildApp(engine: Engine, opts: HttpOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: opts.logger.child({ role: 'http' }) as FastifyBaseLogger,
+    // One line per request would drown the log at thousands of requests a second; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: opts.bodyLimit ?? 1024 * 1024,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    return503OnClosing: true,
+    forceCloseConnections: true,
+    // Bounded everything: slow or stalled clients cannot hold sockets forever.
+    connectionTimeout: 60_000,
+    requestTimeout: 60_000,
+    keepAliveTimeout: 65_000,
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setErrorHandler(errorHandler(opts.logger));
+  app.setNotFoundHandler((req, reply) =>
+    sendError(reply, new ConveyorError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`)),
+  );
+  app.addHook('onRequest', authHook(opts.token));
+  await app.register(swagger, {
+    openapi: {
+      info: {
+        title: 'Conveyor',
+        version: '1',
+        description: 'Tasks, events, sharding and ingestion. Errors are {"error":{"code","message"}}.',
+      },
+      components: opts.token ? { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } } : {},
+      ...(opts.token ? { security: [{ bearer: [] }] } : {}),
+    },
+  });
+  healthRoutes(app, engine);
+  taskRoutes(app, engine);
+  lambdaRoutes(app, engine);
+  app.get('/v1/openapi.json', { schema: { hide: true } as never }, async () => app.swagger());
+  return app;
+}

@@ -1,0 +1,48 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { describeSchemaError } from '../core/submit.js';
+import { ConveyorError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { isUnavailable } from '../store/store-error.js';
+
+// Fastify's own errors, each mapped to one code of the catalogue.
+const FASTIFY: Record<string, (e: FastifyError) => ConveyorError> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: (e) =>
+    new ConveyorError(
+      'invalid_json',
+      `the body is not valid JSON: ${e.message.replace(/^Body is not valid JSON but content-type is set to 'application\/json'\s*/i, '').slice(0, 200) || 'parse error'}`,
+    ),
+  FST_ERR_CTP_EMPTY_JSON_BODY: () => new ConveyorError('invalid_json', 'the body is empty; send a JSON object'),
+  FST_ERR_CTP_BODY_TOO_LARGE: () => new ConveyorError('body_too_large'),
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: () => new ConveyorError('unsupported_media_type', 'send the body as application/json'),
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: () => new ConveyorError('invalid_json', 'Content-Length does not match the body'),
+  FST_ERR_CTP_INVALID_TYPE: () => new ConveyorError('unsupported_media_type', 'send the body as application/json'),
+};
+
+/** Turns anything a route throws into {"error":{"code","message"}} with its status. */
+export function toConveyorError(err: unknown, log?: Logger): ConveyorError {
+  if (err instanceof ConveyorError) return err;
+  const fe = err as FastifyError & { validation?: Array<import('ajv').ErrorObject>; validationContext?: string };
+  if (fe?.validation?.length) {
+    const where = fe.validationContext === 'querystring' ? 'query: ' : fe.validationContext === 'params' ? 'path: ' : '';
+    return new ConveyorError('validation_failed', where + describeSchemaError(fe.validation[0]));
+  }
+  if (fe?.code && FASTIFY[fe.code]) return FASTIFY[fe.code](fe);
+  if (fe instanceof SyntaxError || (fe?.statusCode === 400 && /JSON/i.test(fe.message))) {
+    return new ConveyorError('invalid_json', `the body is not valid JSON: ${fe.message.slice(0, 200)}`);
+  }
+  if (fe?.statusCode === 400 && /__proto__|constructor/.test(fe.message)) {
+    return new ConveyorError('invalid_json', 'the body holds a __proto__ or constructor.prototype key, which is refused');
+  }
+  if (isUnavailable(err)) return new ConveyorError('store_unavailable', undefined, { retryAfterS: 1, cause: err });
+  log?.error({ err }, 'unexpected error answering a request');
+  return new ConveyorError('internal_error');
+}
+
+export function sendError(reply: FastifyReply, e: ConveyorError): FastifyReply {
+  if (e.retryAfterS !== undefined) reply.header('retry-after', String(e.retryAfterS));
+  return reply.code(e.status).type('application/json').send(e.toJSON());
+}
+
+export function errorHandler(log: Logger) {
+  return (err: unknown, _req: FastifyRequest, reply: FastifyReply) => sendError(reply, toConveyorError(err, log));
+}

@@ -1,0 +1,55 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { isLambdaDefinition, type LambdaDefinition } from '../core/lambda.js';
+
+/**
+ * Loads lambdas from module files (.js, .mjs, .cjs or .ts). A module exports its lambdas as
+ * a default array (or a single lambda) or as named exports; a lambda is any object with a
+ * `name` and a `handler`, so a module needs no import from Conveyor.
+ */
+export async function loadLambdaModules(files: string[]): Promise<LambdaDefinition[]> {
+  const out: LambdaDefinition[] = [];
+  const seen = new Map<string, string>();
+  for (const file of files) {
+    const path = resolve(file);
+    if (!existsSync(path)) throw new Error(`lambda module ${file} does not exist`);
+    const mod = await importModule(path);
+    const found = lambdasOf(mod);
+    if (found.length === 0) {
+      throw new Error(`no lambdas in ${file}: export objects with a name and a handler, as named exports or a default array`);
+    }
+    for (const l of found) {
+      const other = seen.get(l.name);
+      if (other) throw new Error(`lambda "${l.name}" is defined in both ${other} and ${file}`);
+      seen.set(l.name, file);
+      out.push(l);
+    }
+  }
+  return out;
+}
+
+async function importModule(path: string): Promise<Record<string, unknown>> {
+  if (/\.(c|m)?ts$/.test(path)) {
+    // TypeScript lambdas are compiled on the fly by tsx (esbuild); no build step for users.
+    const { tsImport } = await import('tsx/esm/api');
+    return (await tsImport(pathToFileURL(path).href, import.meta.url)) as Record<string, unknown>;
+  }
+  return (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+}
+
+function lambdasOf(mod: Record<string, unknown>): LambdaDefinition[] {
+  const out: LambdaDefinition[] = [];
+  const add = (v: unknown) => {
+    if (isLambdaDefinition(v) && !out.includes(v)) out.push(v);
+  };
+  const dflt = mod.default;
+  if (Array.isArray(dflt)) dflt.forEach(add);
+  else add(dflt);
+  for (const [k, v] of Object.entries(mod)) {
+    if (k === 'default') continue;
+    if (Array.isArray(v)) v.forEach(add);
+    else add(v);
+  }
+  return out;
+}

@@ -1,0 +1,49 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/clock.js';
+import { compileServerOptions } from '../../src/config/options.js';
+import { lambdaConfigOf } from '../../src/core/lambda.js';
+import { silentLogger } from '../../src/log.js';
+import { occurrences } from '../../src/server/cron.js';
+import { Engine } from '../../src/server/engine.js';
+import { onCleanup, tempDir } from '../helpers.js';
+
+describe('cron', () => {
+  it('creates each occurrence once, however many servers run cron', async () => {
+    const store = join(tempDir(), 'cron.db');
+    const clock = new ManualClock(Date.UTC(2026, 0, 1, 0, 0, 30));
+    const engines: Engine[] = [];
+    for (let i = 0; i < 2; i++) {
+      const e = await Engine.open(compileServerOptions({ store, clock, leaseMs: 1000, heartbeatMs: 100 }), silentLogger);
+      onCleanup(() => e.close());
+      await e.registerLambdas([lambdaConfigOf({ name: 'tick', cron: '* * * * *' })]);
+      engines.push(e);
+    }
+    // Ten minutes, a tick every 20 s on both servers; the cron duty moves between them as leases expire.
+    for (let step = 0; step < 30; step++) {
+      for (const e of engines) await e.cron.tick();
+      clock.advance(20_000);
+    }
+    const { tasks } = await engines[0].list({ lambda: 'tick', limit: 1000 });
+    const runAts = tasks.map((t) => t.runAt).sort();
+    expect(new Set(runAts).size).toBe(runAts.length);
+    // every minute from 00:01 to 00:11 (the lookahead creates the next one ahead of time)
+    expect(runAts[0]).toBe(Date.UTC(2026, 0, 1, 0, 1));
+    for (let i = 1; i < runAts.length; i++) expect(runAts[i] - runAts[i - 1]).toBe(60_000);
+    expect(runAts.length).toBeGreaterThanOrEqual(10);
+  });
+
+  it('runs only the latest missed occurrence after downtime', () => {
+    const spec = { pattern: '*/5 * * * *', timezone: 'UTC' };
+    const last = Date.UTC(2026, 0, 1, 0, 0);
+    const now = Date.UTC(2026, 0, 1, 3, 2);
+    expect(occurrences(spec, last, now, 60_000)).toEqual([Date.UTC(2026, 0, 1, 3, 0)]);
+    expect(occurrences(spec, null, now, 3 * 60_000)).toEqual([Date.UTC(2026, 0, 1, 3, 5)]);
+  });
+
+  it('refuses an invalid pattern when the lambda registers', async () => {
+    const e = await Engine.open(compileServerOptions({ store: join(tempDir(), 'c.db') }), silentLogger);
+    onCleanup(() => e.close());
+    await expect(e.registerLambdas([lambdaConfigOf({ name: 'bad', cron: 'every minute' })])).rejects.toThrow(/invalid cron/);
+  });
+});

@@ -1,0 +1,93 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { compileServerOptions } from '../../src/config/options.js';
+import { lambdaConfigOf } from '../../src/core/lambda.js';
+import type { TaskRow } from '../../src/core/task.js';
+import { silentLogger } from '../../src/log.js';
+import { PROTOCOL_VERSION, type ServerFrame } from '../../src/protocol/frames.js';
+import { Engine } from '../../src/server/engine.js';
+import { onCleanup, tempDir, until } from '../helpers.js';
+
+/** A worker that speaks the protocol by hand, so a test can make it stall past its lease. */
+async function rawWorker(engine: Engine, capacity: number) {
+  const frames: ServerFrame[] = [];
+  const tasks: TaskRow[] = [];
+  const side = engine.connectWorker({
+    sendTasks: (rows) => tasks.push(...rows),
+    send: (f) => frames.push(f),
+    close: () => {},
+  });
+  side.onFrame({
+    type: 'hello',
+    protocol: PROTOCOL_VERSION,
+    workerId: `raw-${Math.random()}`,
+    lambdas: [lambdaConfigOf({ name: 'job' })],
+    capacity,
+    concurrency: capacity,
+  });
+  await until(() => frames.some((f) => f.type === 'welcome'));
+  return { side, frames, tasks };
+}
+
+describe('fencing by attempt', () => {
+  it("refuses a stale worker's late completion once its lease expired and the task moved on", async () => {
+    const engine = await Engine.open(
+      compileServerOptions({ store: join(tempDir(), 'f.db'), heartbeatMs: 50, leaseMs: 250, sweepIntervalMs: 20 }),
+      silentLogger,
+    );
+    onCleanup(() => engine.close());
+    engine.start();
+    const stale = await rawWorker(engine, 1);
+    const [{ task }] = await engine.submit([{ lambda: 'job', payload: { n: 1 } }]);
+    await until(() => stale.tasks.length === 1, 5000, 'first claim');
+    const first = stale.tasks[0];
+    stale.side.onFrame({ type: 'report', started: [{ id: first.id, attempt: first.attempt, at: Date.now() }] });
+    // The stale worker goes silent (no heartbeat): its lease expires, the sweep rescues the task.
+    await until(async () => (await engine.get(task.id)).task.state === 'RETRIABLE_FAILURE', 5000, 'rescue');
+    const fresh = await rawWorker(engine, 1);
+    await until(() => fresh.tasks.length === 1, 10_000, 'second claim');
+    expect(fresh.tasks[0].attempt).toBe(first.attempt + 1);
+
+    // The stale worker wakes up and reports: refused, and told so.
+    stale.side.onFrame({ type: 'report', done: [{ id: first.id, attempt: first.attempt, startedAt: Date.now(), result: 'late' }] });
+    await until(() => stale.frames.some((f) => f.type === 'refused'), 5000, 'refusal');
+    const refused = stale.frames.find((f) => f.type === 'refused');
+    expect(refused).toMatchObject({ items: [{ id: first.id, attempt: first.attempt }], reason: 'stale_attempt' });
+
+    // Its heartbeat learns the lease is gone too.
+    stale.side.onFrame({ type: 'heartbeat', seq: 7, held: [{ id: first.id, attempt: first.attempt }] });
+    await until(() => stale.frames.some((f) => f.type === 'heartbeat_ack'), 5000, 'ack');
+    expect(stale.frames.find((f) => f.type === 'heartbeat_ack')).toMatchObject({
+      seq: 7,
+      lost: [{ id: first.id, attempt: first.attempt }],
+    });
+
+    // The current holder completes normally.
+    const cur = fresh.tasks[0];
+    fresh.side.onFrame({ type: 'report', done: [{ id: cur.id, attempt: cur.attempt, startedAt: Date.now(), result: 'fresh' }] });
+    await until(async () => (await engine.get(task.id)).task.state === 'SUCCESS', 5000, 'success');
+    const { task: end, attempts } = await engine.get(task.id, { attempts: true });
+    expect(JSON.parse(end.result as string)).toBe('fresh');
+    expect(attempts?.map((a) => a.outcome)).toEqual(['lost']);
+    expect(engine.hsc.counters.refused).toBeGreaterThanOrEqual(1);
+  });
+
+  it('never sends a worker more tasks than the credit it granted', async () => {
+    const engine = await Engine.open(compileServerOptions({ store: join(tempDir(), 'c.db'), heartbeatMs: 1000 }), silentLogger);
+    onCleanup(() => engine.close());
+    engine.start();
+    const w = await rawWorker(engine, 3);
+    await engine.submit(
+      Array.from({ length: 10 }, (_, i) => ({ lambda: 'job', payload: { i } })),
+      { batch: true },
+    );
+    await until(() => w.tasks.length === 3, 5000, 'three tasks');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(w.tasks.length).toBe(3);
+    const t = w.tasks[0];
+    w.side.onFrame({ type: 'report', credit: 2, done: [{ id: t.id, attempt: t.attempt, startedAt: Date.now(), result: null }] });
+    await until(() => w.tasks.length === 5, 5000, 'two more');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(w.tasks.length).toBe(5);
+  });
+});

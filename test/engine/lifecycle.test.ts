@@ -1,0 +1,309 @@
+import { describe, expect, it } from 'vitest';
+import { FatalError, retryAfter } from '../../src/errors.js';
+import type { LambdaDefinition } from '../../src/index.js';
+import { sleep, startConveyor } from '../helpers.js';
+
+const ok: LambdaDefinition = { name: 'ok', handler: async (p) => ({ echo: p }) };
+
+describe('task lifecycle (embedded, SQLite)', () => {
+  it('retries a failing handler with backoff, then ends in FATAL_FAILURE after maxAttempts', async () => {
+    let calls = 0;
+    const c = await startConveyor({
+      lambdas: [
+        {
+          name: 'fails',
+          maxAttempts: 3,
+          backoff: { baseMs: 20, maxMs: 40 },
+          handler: async () => {
+            calls++;
+            throw new Error(`attempt ${calls}`);
+          },
+        },
+      ],
+    });
+    const t = await c.submit('fails', {});
+    const done = await c.waitFor(t.id);
+    expect(done.state).toBe('FATAL_FAILURE');
+    expect(calls).toBe(3);
+    expect(done.tries).toBe(3);
+    expect(done.error?.message).toBe('attempt 3');
+    expect(done.attempts?.map((a) => a.outcome)).toEqual(['error', 'error', 'error']);
+    // backoff: each retry started after the previous attempt ended plus at least half the delay
+    const a = done.attempts ?? [];
+    expect(Date.parse(a[1].startedAt as string) - Date.parse(a[0].finishedAt as string)).toBeGreaterThanOrEqual(10);
+  });
+
+  it('ends in FATAL_FAILURE at once on a FatalError or an error with fatal: true', async () => {
+    const c = await startConveyor({
+      lambdas: [
+        {
+          name: 'fatal',
+          maxAttempts: 5,
+          handler: async () => {
+            throw new FatalError('bad input');
+          },
+        },
+        {
+          name: 'fatal-flag',
+          maxAttempts: 5,
+          handler: async () => {
+            throw Object.assign(new Error('flagged'), { fatal: true });
+          },
+        },
+      ],
+    });
+    for (const lambda of ['fatal', 'fatal-flag']) {
+      const t = await c.waitFor((await c.submit(lambda)).id);
+      expect(t.state).toBe('FATAL_FAILURE');
+      expect(t.tries).toBe(1);
+      expect(t.attempts?.[0].outcome).toBe('fatal');
+    }
+  });
+
+  it('aborts the signal at the timeout, counts a retriable failure, and retries', async () => {
+    const seen: string[] = [];
+    const c = await startConveyor({
+      lambdas: [
+        {
+          name: 'slow',
+          timeoutMs: 60,
+          maxAttempts: 2,
+          backoff: { baseMs: 10 },
+          handler: (_p, ctx) =>
+            new Promise((_, reject) => {
+              ctx.signal.addEventListener('abort', () => {
+                seen.push((ctx.signal.reason as Error).name);
+                reject(ctx.signal.reason);
+              });
+            }),
+        },
+      ],
+    });
+    const t = await c.waitFor((await c.submit('slow')).id);
+    expect(t.state).toBe('FATAL_FAILURE');
+    expect(seen).toEqual(['TimeoutError', 'TimeoutError']);
+    expect(t.attempts?.map((a) => a.outcome)).toEqual(['timeout', 'timeout']);
+  });
+
+  it('never starts a delayed task early', async () => {
+    const started = new Map<string, number>();
+    const c = await startConveyor({ lambdas: [{ name: 'at', handler: async (_p, ctx) => void started.set(ctx.task.id, Date.now()) }] });
+    const now = Date.now();
+    const tasks = await Promise.all([
+      c.submit('at', {}, { delayMs: 150 }),
+      c.submit('at', {}, { runAt: new Date(now + 300).toISOString() }),
+      c.submit('at', {}, { runAt: now + 50 }),
+    ]);
+    for (const t of tasks) {
+      const done = await c.waitFor(t.id);
+      expect(done.state).toBe('SUCCESS');
+      expect(started.get(t.id)).toBeGreaterThanOrEqual(Date.parse(t.runAt));
+    }
+  });
+
+  it('starts the highest priority first after a resume', async () => {
+    const order: number[] = [];
+    const c = await startConveyor({
+      concurrency: 1,
+      prefetch: 0,
+      lambdas: [{ name: 'p', handler: async (payload: { p: number }) => void order.push(payload.p) }],
+    });
+    await c.pause('p');
+    const prios = [3, 9, 1, 7, 5, 0, 8];
+    const tasks = [];
+    for (const p of prios) tasks.push(await c.submit('p', { p }, { priority: p }));
+    await sleep(100);
+    expect(order).toEqual([]);
+    expect((await c.get(tasks[0].id)).waitingFor).toBe('gate');
+    await c.resume('p');
+    for (const t of tasks) await c.waitFor(t.id);
+    expect(order).toEqual([...prios].sort((a, b) => b - a));
+  });
+
+  it('holds tasks of a paused lambda or collection, and cancels them in drop mode', async () => {
+    const ran: string[] = [];
+    const c = await startConveyor({ lambdas: [{ name: 'mail', handler: async (p: { to: string }) => void ran.push(p.to) }] });
+    await c.pause('mail', { collection: 'marketing' });
+    const promo = await c.submit('mail', { to: 'promo' }, { collection: 'marketing' });
+    const reset = await c.submit('mail', { to: 'reset' }, { collection: 'password-reset' });
+    expect((await c.waitFor(reset.id)).state).toBe('SUCCESS');
+    await sleep(100);
+    expect((await c.get(promo.id)).state).toBe('NEW');
+    expect(ran).toEqual(['reset']);
+    await c.pause('mail', { collection: 'marketing', mode: 'drop' });
+    const dropped = await c.get(promo.id);
+    expect(dropped.state).toBe('CANCELLED');
+    expect(dropped.reason).toBe('dropped');
+    const later = await c.submit('mail', { to: 'later' }, { collection: 'marketing' });
+    expect(later.state).toBe('CANCELLED');
+    await c.resume('mail', { collection: 'marketing' });
+    expect((await c.waitFor((await c.submit('mail', { to: 'again' }, { collection: 'marketing' })).id)).state).toBe('SUCCESS');
+    expect(ran).toEqual(['reset', 'again']);
+  });
+
+  it('answers the first task for a repeated idempotency key', async () => {
+    const c = await startConveyor({ lambdas: [ok] });
+    const a = await c.submit('ok', { n: 1 }, { idempotencyKey: 'order-42' });
+    const b = await c.submit('ok', { n: 2 }, { idempotencyKey: 'order-42' });
+    expect(b.id).toBe(a.id);
+    expect(b.payload).toEqual({ n: 1 });
+  });
+
+  it('runs a child after its parents succeeded, and cancels it when a parent fails for good', async () => {
+    const ended = new Map<string, number>();
+    const started = new Map<string, number>();
+    const c = await startConveyor({
+      lambdas: [
+        {
+          name: 'step',
+          handler: async (p: { ms: number }, ctx) => {
+            started.set(ctx.task.id, Date.now());
+            await sleep(p.ms);
+            ended.set(ctx.task.id, Date.now());
+          },
+        },
+        {
+          name: 'broken',
+          maxAttempts: 1,
+          handler: async () => {
+            throw new Error('no');
+          },
+        },
+      ],
+    });
+    const p1 = await c.submit('step', { ms: 80 });
+    const p2 = await c.submit('step', { ms: 20 });
+    const child = await c.submit('step', { ms: 0 }, { dependsOn: [p1.id, p2.id] });
+    expect(child.waitingFor).toBe('deps');
+    expect((await c.waitFor(child.id)).state).toBe('SUCCESS');
+    expect(started.get(child.id)).toBeGreaterThanOrEqual(Math.max(ended.get(p1.id) ?? 0, ended.get(p2.id) ?? 0));
+
+    const bad = await c.submit('broken');
+    const orphan = await c.submit('step', { ms: 0 }, { dependsOn: [bad.id] });
+    const o = await c.waitFor(orphan.id);
+    expect(o.state).toBe('CANCELLED');
+    expect(o.reason).toBe('dependency_failed');
+    expect(started.has(orphan.id)).toBe(false);
+  });
+
+  it('cancels a task before it starts and refuses to cancel a running one', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const ran: string[] = [];
+    const c = await startConveyor({
+      lambdas: [
+        {
+          name: 'hold',
+          handler: async (_p, ctx) => {
+            ran.push(ctx.task.id);
+            await gate;
+          },
+        },
+      ],
+    });
+    const later = await c.submit('hold', {}, { delayMs: 200 });
+    const cancelled = await c.cancel(later.id);
+    expect(cancelled.state).toBe('CANCELLED');
+    const running = await c.submit('hold');
+    await until(async () => (await c.get(running.id)).state === 'PROCESSING');
+    await expect(c.cancel(running.id)).rejects.toMatchObject({ code: 'invalid_state' });
+    release();
+    await c.waitFor(running.id);
+    await sleep(250);
+    expect(ran).toEqual([running.id]);
+    await expect(c.cancel(running.id)).rejects.toMatchObject({ code: 'invalid_state' });
+  });
+
+  it('snoozes with retryAfter without spending an attempt', async () => {
+    let calls = 0;
+    const c = await startConveyor({
+      lambdas: [
+        {
+          name: 'snooze',
+          maxAttempts: 1,
+          handler: async () => {
+            if (++calls < 3) throw retryAfter(30);
+            return calls;
+          },
+        },
+      ],
+    });
+    const t = await c.waitFor((await c.submit('snooze')).id);
+    expect(t.state).toBe('SUCCESS');
+    expect(t.result).toBe(3);
+    expect(t.attempts?.map((a) => a.outcome)).toEqual(['snoozed', 'snoozed', 'success']);
+  });
+
+  it('runs ordered tasks of one key one after another', async () => {
+    const log: string[] = [];
+    const c = await startConveyor({
+      concurrency: 10,
+      lambdas: [
+        {
+          name: 'seq',
+          handler: async (p: { n: number; ms: number }) => {
+            log.push(`start ${p.n}`);
+            await sleep(p.ms);
+            log.push(`end ${p.n}`);
+          },
+        },
+      ],
+    });
+    const tasks = [];
+    for (const [n, ms] of [
+      [1, 40],
+      [2, 5],
+      [3, 20],
+    ])
+      tasks.push(await c.submit('seq', { n, ms }, { key: 'acct-1', ordered: true }));
+    for (const t of tasks) await c.waitFor(t.id);
+    expect(log).toEqual(['start 1', 'end 1', 'start 2', 'end 2', 'start 3', 'end 3']);
+  });
+
+  it('re-drives a dead task with a fresh budget', async () => {
+    let fail = true;
+    const c = await startConveyor({
+      lambdas: [
+        {
+          name: 'flip',
+          maxAttempts: 1,
+          handler: async () => {
+            if (fail) throw new Error('down');
+            return 'up';
+          },
+        },
+      ],
+    });
+    const t = await c.waitFor((await c.submit('flip')).id);
+    expect(t.state).toBe('FATAL_FAILURE');
+    fail = false;
+    const again = await c.retry(t.id);
+    expect(again.tries).toBe(0);
+    const done = await c.waitFor(t.id);
+    expect(done.state).toBe('SUCCESS');
+    expect(done.result).toBe('up');
+    expect(done.attempts?.map((a) => a.outcome)).toEqual(['error', 'success']);
+  });
+
+  it('refuses bad submits with precise errors', async () => {
+    const c = await startConveyor({ lambdas: [ok] });
+    await expect(c.submit('nope')).rejects.toMatchObject({ code: 'unknown_lambda' });
+    await expect(c.submit('ok', {}, { priority: 1.5 })).rejects.toMatchObject({
+      code: 'validation_failed',
+      message: 'priority must be integer',
+    });
+    await expect(c.submit('ok', {}, { runAt: 'tomorrow' })).rejects.toMatchObject({ code: 'validation_failed' });
+    await expect(c.submit('ok', {}, { delayMs: 5, runAt: Date.now() })).rejects.toMatchObject({ code: 'validation_failed' });
+    await expect(c.submit('ok', {}, { ordered: true })).rejects.toMatchObject({ code: 'validation_failed' });
+    await expect(c.submit('ok', {}, { dependsOn: ['01ZZZZZZZZZZZZZZZZZZZZZZZZ'] })).rejects.toMatchObject({ code: 'unknown_dependency' });
+    await expect(c.submit('ok', {}, { priorty: 1 } as never)).rejects.toThrow('unknown field "priorty" (did you mean "priority"?)');
+  });
+});
+
+async function until(fn: () => Promise<boolean>, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error('timed out');
+    await sleep(10);
+  }
+}

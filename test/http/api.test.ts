@@ -1,0 +1,161 @@
+import { describe, expect, it } from 'vitest';
+import type { LambdaDefinition } from '../../src/index.js';
+import { startConveyor } from '../helpers.js';
+
+const lambdas: LambdaDefinition[] = [
+  { name: 'echo', handler: async (p) => ({ echo: p }) },
+  { name: 'hold', handler: (_p, ctx) => new Promise((r) => ctx.signal.addEventListener('abort', r)) },
+];
+
+async function serve(opts: { token?: string; bodyLimit?: number } = {}) {
+  const c = await startConveyor({ lambdas, batchMax: 50 });
+  const url = await c.listen({ port: 0, ...opts });
+  const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const init: RequestInit = { method, headers: { ...headers } };
+    if (body !== undefined) {
+      init.body = typeof body === 'string' ? body : JSON.stringify(body);
+      (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
+    }
+    const res = await fetch(url + path, init);
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, json: text ? JSON.parse(text) : null };
+  };
+  return { c, url, call };
+}
+
+describe('HTTP API through a real socket', () => {
+  it('submits, reads, lists and runs tasks', async () => {
+    const { c, call } = await serve();
+    const created = await call('POST', '/v1/tasks', { lambda: 'echo', payload: { a: 1 }, priority: 3 });
+    expect(created.status).toBe(201);
+    const task = created.json.task;
+    expect(task).toMatchObject({ lambda: 'echo', payload: { a: 1 }, priority: 3, attempt: 0 });
+    expect(typeof task.createdAt).toBe('string');
+    await c.waitFor(task.id);
+    const got = await call('GET', `/v1/tasks/${task.id}`);
+    expect(got.status).toBe(200);
+    expect(got.json.task).toMatchObject({ state: 'SUCCESS', result: { echo: { a: 1 } } });
+    expect(got.json.task.attempts).toHaveLength(1);
+
+    const again = await call('POST', '/v1/tasks', { lambda: 'echo', payload: 1, idempotencyKey: 'k' });
+    const dup = await call('POST', '/v1/tasks', { lambda: 'echo', payload: 2, idempotencyKey: 'k' });
+    expect([again.status, dup.status]).toEqual([201, 200]);
+    expect(dup.json.task.id).toBe(again.json.task.id);
+
+    const batch = await call('POST', '/v1/tasks/batch', { tasks: [1, 2, 3].map((n) => ({ lambda: 'echo', payload: n, key: 'b' })) });
+    expect(batch.status).toBe(201);
+    expect(batch.json.tasks).toHaveLength(3);
+
+    const page1 = await call('GET', '/v1/tasks?key=b&limit=2');
+    expect(page1.json.tasks.map((t: { payload: number }) => t.payload)).toEqual([3, 2]);
+    const page2 = await call('GET', `/v1/tasks?key=b&limit=2&cursor=${page1.json.nextCursor}`);
+    expect(page2.json.tasks.map((t: { payload: number }) => t.payload)).toEqual([1]);
+    expect(page2.json.nextCursor).toBeNull();
+  });
+
+  it('cancels, re-drives, pauses and resumes', async () => {
+    const { c, call } = await serve();
+    const later = (await call('POST', '/v1/tasks', { lambda: 'echo', delayMs: 60_000 })).json.task;
+    const cancelled = await call('POST', `/v1/tasks/${later.id}/cancel`);
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.json.task.state).toBe('CANCELLED');
+    expect((await call('POST', `/v1/tasks/${later.id}/cancel`)).json.error.code).toBe('invalid_state');
+    const redriven = await call('POST', `/v1/tasks/${later.id}/retry`);
+    expect(redriven.status).toBe(200);
+    await c.waitFor(later.id);
+    const done = await call('POST', `/v1/tasks/${later.id}/retry`);
+    expect(done.status).toBe(409);
+
+    const running = (await call('POST', '/v1/tasks', { lambda: 'hold' })).json.task;
+    for (let i = 0; i < 100 && (await c.get(running.id)).state !== 'PROCESSING'; i++) await new Promise((r) => setTimeout(r, 10));
+    const refuse = await call('POST', `/v1/tasks/${running.id}/cancel`);
+    expect(refuse.status).toBe(409);
+    expect(refuse.json.error).toMatchObject({ code: 'invalid_state' });
+
+    const paused = await call('POST', '/v1/lambdas/echo/pause', {});
+    expect(paused.status).toBe(200);
+    expect(paused.json.lambda).toMatchObject({ name: 'echo', paused: true });
+    const coll = await call('POST', '/v1/lambdas/echo/pause', { collection: 'c1', mode: 'drop' });
+    expect(coll.json.lambda.gates).toContainEqual({ collection: 'c1', mode: 'drop' });
+    const resumed = await call('POST', '/v1/lambdas/echo/resume');
+    expect(resumed.json.lambda.paused).toBe(false);
+    const list = await call('GET', '/v1/lambdas');
+    expect(list.json.lambdas.map((l: { name: string }) => l.name)).toEqual(['echo', 'hold']);
+    expect(list.json.lambdas[0].workers).toBe(1);
+    expect((await call('GET', '/healthz')).json).toEqual({ ok: true });
+    const spec = await call('GET', '/v1/openapi.json');
+    expect(spec.json.openapi).toMatch(/^3\./);
+    expect(Object.keys(spec.json.paths)).toContain('/v1/tasks/{id}/cancel');
+  });
+
+  it('answers bad input with a precise 4xx and a JSON error body', async () => {
+    const { call } = await serve({ bodyLimit: 4096 });
+    const cases: Array<[string, string, unknown, number, string, RegExp?, Record<string, string>?]> = [
+      ['POST', '/v1/tasks', '{"lambda": "echo",', 400, 'invalid_json'],
+      ['POST', '/v1/tasks', '', 400, 'invalid_json'],
+      ['POST', '/v1/tasks', { lambda: 'nope' }, 404, 'unknown_lambda', /nope/],
+      ['POST', '/v1/tasks', { lambda: 42 }, 400, 'validation_failed', /lambda must be string/],
+      ['POST', '/v1/tasks', { lambda: 'echo', priority: 'high' }, 400, 'validation_failed', /priority must be integer/],
+      ['POST', '/v1/tasks', { lambda: 'echo', maxAttempts: 0 }, 400, 'validation_failed', /maxAttempts must be >= 1/],
+      ['POST', '/v1/tasks', { lambda: 'echo', runAt: 'soon' }, 400, 'validation_failed', /runAt/],
+      ['POST', '/v1/tasks', { lambda: 'echo', delay: 5 }, 400, 'validation_failed', /unknown field "delay"/],
+      ['POST', '/v1/tasks', { payload: 1 }, 400, 'validation_failed', /lambda/],
+      ['POST', '/v1/tasks', [1, 2], 400, 'validation_failed'],
+      ['POST', '/v1/tasks', '{"lambda":"echo","payload":{"__proto__":{"x":1}}}', 400, 'invalid_json'],
+      ['POST', '/v1/tasks', { lambda: 'echo', payload: 'x'.repeat(5000) }, 413, 'body_too_large'],
+      [
+        'POST',
+        '/v1/tasks',
+        'lambda=echo',
+        415,
+        'unsupported_media_type',
+        undefined,
+        { 'content-type': 'application/x-www-form-urlencoded' },
+      ],
+      [
+        'POST',
+        '/v1/tasks/batch',
+        { tasks: [{ lambda: 'echo' }, { lambda: 'echo', priority: 'x' }] },
+        400,
+        'validation_failed',
+        /tasks\.1\.priority/,
+      ],
+      ['POST', '/v1/tasks/batch', { tasks: Array.from({ length: 51 }, () => ({ lambda: 'echo' })) }, 400, 'batch_too_large'],
+      ['POST', '/v1/tasks/batch', { tasks: [] }, 400, 'validation_failed'],
+      ['GET', '/v1/tasks/01ZZZZZZZZZZZZZZZZZZZZZZZZ', undefined, 404, 'task_not_found'],
+      ['GET', '/v1/tasks?limit=0', undefined, 400, 'validation_failed', /limit/],
+      ['GET', '/v1/tasks?state=DONE', undefined, 400, 'validation_failed', /state/],
+      ['GET', '/v1/tasks?cursor=zzz', undefined, 400, 'invalid_cursor'],
+      ['DELETE', '/v1/tasks', undefined, 405, 'method_not_allowed'],
+      ['GET', '/v1/nothing', undefined, 404, 'not_found'],
+      ['POST', '/v1/lambdas/nope/pause', {}, 404, 'unknown_lambda'],
+      ['POST', '/v1/lambdas/echo/pause', { mode: 'stop' }, 400, 'validation_failed', /mode/],
+    ];
+    for (const [method, path, body, status, code, message, headers] of cases) {
+      const r = await call(method, path, body, headers);
+      expect({ path, status: r.status, code: r.json?.error?.code }).toEqual({ path, status, code });
+      expect(typeof r.json.error.message).toBe('string');
+      if (message) expect(r.json.error.message).toMatch(message);
+    }
+    const r = await call('PUT', '/v1/tasks');
+    expect(r.headers.get('allow')).toBe('POST, GET');
+    // nothing from the refused batch was created
+    const list = await call('GET', '/v1/tasks?lambda=echo');
+    expect(list.json.tasks).toEqual([]);
+  });
+
+  it('requires the bearer token when one is set, except on /healthz', async () => {
+    const { call } = await serve({ token: 's3cret' });
+    const denied = await call('GET', '/v1/lambdas');
+    expect(denied.status).toBe(401);
+    expect(denied.json.error.code).toBe('unauthorized');
+    expect((await call('GET', '/v1/lambdas', undefined, { authorization: 'Bearer wrong' })).status).toBe(401);
+    expect((await call('GET', '/v1/lambdas', undefined, { authorization: 'Bearer s3cret' })).status).toBe(200);
+    expect((await call('GET', '/healthz')).status).toBe(200);
+  });
+
+  it('refuses to listen on a non-loopback address without a token', async () => {
+    const c = await startConveyor({ lambdas });
+    await expect(c.listen({ host: '0.0.0.0', port: 0 })).rejects.toThrow(/without a token/);
+  });
+});
