@@ -5,6 +5,7 @@ import { lambdasCommand, pauseCommand, resumeCommand } from './commands/lambdas.
 import { migrateCommand } from './commands/migrate.js';
 import { serverCommand } from './commands/server.js';
 import { cancelCommand, getCommand, listCommand, retryCommand, submitCommand } from './commands/tasks.js';
+import { workerCommand } from './commands/worker.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -14,6 +15,7 @@ const program = new Command('conveyor')
   .showHelpAfterError('(add --help for usage)')
   .addCommand(devCommand())
   .addCommand(serverCommand())
+  .addCommand(workerCommand())
   .addCommand(submitCommand())
   .addCommand(getCommand())
   .addCommand(listCommand())

@@ -8,6 +8,7 @@ import { errorHandler, sendError } from './errors.js';
 import { healthRoutes } from './routes/health.js';
 import { lambdaRoutes } from './routes/lambdas.js';
 import { taskRoutes } from './routes/tasks.js';
+import { workerRoutes } from './routes/workers.js';
 import { validatorCompiler } from './validation.js';
 
 export interface HttpOptions {
@@ -54,6 +55,7 @@ export async function buildApp(engine: Engine, opts: HttpOptions): Promise<Fasti
   healthRoutes(app, engine);
   taskRoutes(app, engine);
   lambdaRoutes(app, engine);
+  await workerRoutes(app, engine);
   app.get('/v1/openapi.json', { schema: { hide: true } as never }, async () => app.swagger());
   return app;
 }

@@ -1,7 +1,7 @@
 import type { TaskRow } from '../core/task.js';
 import type { WorkerLink } from '../server/dispatcher.js';
+import { taskFrameOf } from './codec.js';
 import type { ServerFrame, WorkerFrame } from './frames.js';
-import { taskFrameOf } from './task-frame.js';
 import type { WorkerTransport } from './transport.js';
 
 /**

@@ -24,6 +24,8 @@ import { PriorityBuffer } from './priority-buffer.js';
 const HEARTBEAT_FAILURES_MAX = 3;
 
 export interface ControllerEvents {
+  /** The server welcomed this worker (after every (re)connection). */
+  ready?(): void;
   started?(t: TaskFrame): void;
   finished?(t: TaskFrame, outcome: AttemptOutcome): void;
   /** An attempt was aborted because the server says it no longer holds it. */
@@ -152,6 +154,7 @@ export class Controller {
         this.startHeartbeats();
         this.heartbeat();
         this.flush();
+        this.events.ready?.();
         return;
       case 'tasks':
         for (const t of f.tasks) this.buffer.push(t);

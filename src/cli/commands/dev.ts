@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { envTwins, serverOptionsFromEnv } from '../../config/env.js';
 import { Conveyor } from '../../conveyor.js';
 import { createLogger } from '../../log.js';
 import { loadLambdaModules } from '../../worker/lambda-loader.js';
@@ -22,11 +23,13 @@ export function devCommand(): Command {
         .default(10_000)
         .argParser(intArg(0, 2 ** 31 - 1)),
     )
+    .addHelpText('after', `\nTuning from the environment: ${envTwins().join(', ')}.`)
     .action(
       action(async (opts) => {
         const log = createLogger({ pretty: process.stderr.isTTY });
         const lambdas = await loadLambdaModules(listOf(opts.lambdas));
         const conveyor = new Conveyor({
+          ...serverOptionsFromEnv(),
           store: opts.db,
           lambdas,
           concurrency: opts.concurrency,

@@ -1,0 +1,54 @@
+import websocket from '@fastify/websocket';
+import type { FastifyInstance } from 'fastify';
+import type { WebSocket } from 'ws';
+import { ConveyorError } from '../../errors.js';
+import { tasksFrameJson } from '../../protocol/codec.js';
+import { parseWorkerFrame } from '../../protocol/validate.js';
+import type { WorkerLink } from '../../server/dispatcher.js';
+import type { Engine } from '../../server/engine.js';
+
+/** Largest frame a worker may send: a report of a full buffer of big results stays under it. */
+const MAX_FRAME_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The worker protocol endpoint (docs/protocol.md): one WebSocket per worker, JSON frames.
+ * The bearer token is checked on the upgrade request like any /v1 route. A connection that
+ * sends nothing for three heartbeat intervals is closed (its leases expire on their own).
+ */
+export async function workerRoutes(app: FastifyInstance, engine: Engine): Promise<void> {
+  await app.register(websocket, { options: { maxPayload: MAX_FRAME_BYTES } });
+  app.get(
+    '/v1/workers/connect',
+    { websocket: true, schema: { summary: 'Worker protocol (WebSocket)', tags: ['workers'] } },
+    (socket: WebSocket) => {
+      const link: WorkerLink = {
+        sendTasks: (rows) => socket.send(tasksFrameJson(rows)),
+        send: (frame) => socket.send(JSON.stringify(frame)),
+        close: (code, reason) => socket.close(code, reason),
+      };
+      const side = engine.connectWorker(link);
+      let lastFrameAt = Date.now();
+      const idleMs = engine.config.heartbeatMs * 3 + 1000;
+      const watchdog = setInterval(() => {
+        if (Date.now() - lastFrameAt > idleMs) socket.terminate();
+      }, engine.config.heartbeatMs);
+      watchdog.unref();
+      socket.on('message', (data, isBinary) => {
+        lastFrameAt = Date.now();
+        try {
+          if (isBinary) throw new ConveyorError('validation_failed', 'frames are JSON text, not binary');
+          side.onFrame(parseWorkerFrame(data.toString()));
+        } catch (err) {
+          const e = err instanceof ConveyorError ? err : new ConveyorError('internal_error');
+          if (!(err instanceof ConveyorError)) engine.log.error({ err }, 'worker frame failed');
+          socket.send(JSON.stringify({ type: 'error', error: { code: e.code, message: e.message } }));
+        }
+      });
+      socket.on('close', () => {
+        clearInterval(watchdog);
+        side.onClose();
+      });
+      socket.on('error', (err) => engine.log.warn({ err }, 'worker socket error'));
+    },
+  );
+}

@@ -1,0 +1,53 @@
+import { systemClock } from '../clock.js';
+import { compileWorkerOptions, type WorkerOptions } from '../config/options.js';
+import type { LambdaDefinition } from '../core/lambda.js';
+import { type Logger, silentLogger } from '../log.js';
+import { Controller, type ControllerEvents } from './controller.js';
+import { WsTransport } from './ws-transport.js';
+
+export interface RemoteWorkerOptions extends WorkerOptions {
+  /** Server URL. @default 'http://127.0.0.1:8080' */
+  server?: string;
+  token?: string;
+  lambdas: LambdaDefinition[];
+  logger?: Logger;
+  events?: ControllerEvents;
+  /** Largest result a handler may return, as JSON text. @default 1048576 */
+  maxResultBytes?: number;
+}
+
+/**
+ * A worker in its own process: runs `lambdas` for a server it reaches over the worker
+ * protocol, and reconnects by itself when the server restarts.
+ *
+ * ```ts
+ * const worker = new Worker({ server: 'http://127.0.0.1:8080', lambdas: [resize], concurrency: 20 });
+ * worker.start();
+ * ```
+ */
+export class Worker {
+  private readonly controller: Controller;
+
+  constructor(opts: RemoteWorkerOptions) {
+    const { server = 'http://127.0.0.1:8080', token, lambdas, logger = silentLogger, events, maxResultBytes, ...rest } = opts;
+    const transport = new WsTransport({ server, token, log: logger });
+    this.controller = new Controller(lambdas, compileWorkerOptions(rest), transport, systemClock, logger, events, {
+      maxResultBytes: maxResultBytes ?? 1024 * 1024,
+      timeoutGraceMs: 2000,
+    });
+  }
+
+  get id(): string {
+    return this.controller.workerId;
+  }
+
+  start(): this {
+    this.controller.start();
+    return this;
+  }
+
+  /** Stops taking work, releases buffered tasks, lets running ones finish within the grace period. */
+  stop(graceMs?: number): Promise<void> {
+    return this.controller.stop(graceMs);
+  }
+}

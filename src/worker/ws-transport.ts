@@ -1,0 +1,114 @@
+import WebSocket from 'ws';
+import type { Logger } from '../log.js';
+import { workerFrameJson } from '../protocol/codec.js';
+import type { ServerFrame, WorkerFrame } from '../protocol/frames.js';
+import type { WorkerTransport } from '../protocol/transport.js';
+
+export interface WsTransportOptions {
+  /** Server base URL, http(s):// or ws(s)://. */
+  server: string;
+  token?: string;
+  log: Logger;
+  /** First reconnect delay; doubles up to reconnectMaxMs, with jitter. @default 100 */
+  reconnectMinMs?: number;
+  /** @default 5000 */
+  reconnectMaxMs?: number;
+}
+
+/**
+ * A worker's WebSocket to a server, reconnecting with exponential backoff and jitter for as
+ * long as it is not closed. Modes: connecting -> up -> down (waiting to reconnect) -> connecting
+ * ... -> closed.
+ */
+export class WsTransport implements WorkerTransport {
+  private ws: WebSocket | null = null;
+  private closed = false;
+  private attempt = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private onFrame: (f: ServerFrame) => void = () => {};
+  private onState: (s: 'up' | 'down') => void = () => {};
+  private readonly url: string;
+
+  constructor(private readonly opts: WsTransportOptions) {
+    this.url = `${opts.server.replace(/^http/, 'ws').replace(/\/+$/, '')}/v1/workers/connect`;
+  }
+
+  connect(onFrame: (f: ServerFrame) => void, onState: (s: 'up' | 'down') => void): void {
+    this.onFrame = onFrame;
+    this.onState = onState;
+    this.open();
+  }
+
+  send(frame: WorkerFrame): void {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(workerFrameJson(frame));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    const ws = this.ws;
+    if (!ws || ws.readyState === WebSocket.CLOSED) return;
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => {
+        ws.terminate();
+        resolve();
+      }, 2000);
+      ws.once('close', () => {
+        clearTimeout(force);
+        resolve();
+      });
+      ws.close(1000, 'worker stopping');
+    });
+  }
+
+  private open(): void {
+    if (this.closed) return;
+    const headers: Record<string, string> = {};
+    if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
+    const ws = new WebSocket(this.url, { headers, maxPayload: 256 * 1024 * 1024, handshakeTimeout: 10_000 });
+    this.ws = ws;
+    let up = false;
+    ws.on('open', () => {
+      up = true;
+      this.attempt = 0;
+      this.opts.log.info({ server: this.opts.server }, 'connected');
+      this.onState('up');
+    });
+    ws.on('message', (data) => {
+      let frame: ServerFrame;
+      try {
+        frame = JSON.parse(data.toString()) as ServerFrame;
+      } catch {
+        this.opts.log.warn('server sent a frame that is not JSON; ignored');
+        return;
+      }
+      this.onFrame(frame);
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      this.opts.log.error(
+        { status: res.statusCode },
+        res.statusCode === 401 ? 'the server refused the token' : 'the server refused the worker connection',
+      );
+    });
+    ws.on('error', (err) => {
+      if (!up) this.opts.log.warn({ err: err.message, server: this.opts.server }, 'cannot reach the server; retrying');
+    });
+    ws.on('close', () => {
+      if (this.ws === ws) this.ws = null;
+      if (up) {
+        this.opts.log.warn('disconnected from the server; reconnecting');
+        this.onState('down');
+      }
+      this.scheduleReconnect();
+    });
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closed) return;
+    const min = this.opts.reconnectMinMs ?? 100;
+    const max = this.opts.reconnectMaxMs ?? 5000;
+    const base = Math.min(max, min * 2 ** this.attempt++);
+    const delay = base / 2 + (Math.random() * base) / 2;
+    this.timer = setTimeout(() => this.open(), delay);
+  }
+}
