@@ -53,7 +53,9 @@ async function parentMain() {
     rate: Number(args.rate),
     backend: args.backend,
   };
-  const prefetch = args.prefetch === undefined ? ctx.concurrency * 4 : Number(args.prefetch);
+  // The throughput setting (the peers run with theirs, e.g. Graphile's localQueue 500): a worker
+  // holds up to 500 tasks, 50 running and 450 ready, so a finished slot never waits for a round trip.
+  const prefetch = args.prefetch === undefined ? Math.max(0, 500 - ctx.concurrency) : Number(args.prefetch);
   const base = { system: 'conveyor', version, backend: ctx.backend, workload: ctx.workload, concurrency: ctx.concurrency };
   if (!['bulk', 'stream', 'latency', 'ingest'].includes(ctx.workload)) {
     out({ ...base, error: '--workload must be bulk, stream, latency or ingest' });
@@ -88,6 +90,8 @@ async function parentMain() {
     const url = await conveyor.listen({ port: 0 });
     const spawnWorker = (extra = {}) => {
       child = fork(SELF, ['--role', 'worker'], {
+        // BENCH_PROFILE=DIR writes a CPU profile of the worker process there (the parent: node --cpu-prof).
+        execArgv: process.env.BENCH_PROFILE ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROFILE] : [],
         env: { ...process.env, BENCH_CTX: JSON.stringify({ ...ctx, url, prefetch, ...extra }) },
         stdio: ['ignore', 2, 2, 'ipc'],
       });
@@ -119,6 +123,7 @@ const RUNS = {
     const tFork = now();
     const w = spawnWorker({ target: N });
     const starting = await w.wait('starting', 30_000);
+    const cpu0 = process.cpuUsage();
     const reached = await w.wait('reached', 100_000);
     let rem = await remaining(conveyor);
     while (rem > 0) {
@@ -126,10 +131,13 @@ const RUNS = {
       rem = await remaining(conveyor);
     }
     const tEnd = now();
+    const cpu = process.cpuUsage(cpu0);
     await sleep(300);
     const fin = await w.stop();
     return {
       jobs: N,
+      server_cpu_us_per_task: round((cpu.user + cpu.system) / N, 2),
+      worker_cpu_us_per_task: round(fin.cpuUs / N, 2),
       enqueue_per_s: round(N / ((t1 - t0) / 1000)),
       drain_per_s: round(N / ((tEnd - starting.t) / 1000)),
       enqueue_ms: round(t1 - t0),
@@ -337,6 +345,7 @@ async function workerMain() {
     }
   };
   await send({ type: 'starting', t: now() });
+  const cpu0 = process.cpuUsage();
   let ready;
   const readyP = new Promise((r) => (ready = r));
   const worker = new Worker({
@@ -358,8 +367,9 @@ async function workerMain() {
     } else if (m.type === 'snapshot') send({ type: 'snapshot', t: now(), done, dup });
     else if (m.type === 'stamps') send({ type: 'stamps', stamps: stamps ? [...stamps] : [] });
     else if (m.type === 'stop') {
+      const cpu = process.cpuUsage(cpu0);
       await worker.stop(5000);
-      await send({ type: 'stopped', done, dup, maxInFlight });
+      await send({ type: 'stopped', done, dup, maxInFlight, cpuUs: cpu.user + cpu.system });
       process.exit(0);
     }
   });

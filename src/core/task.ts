@@ -35,6 +35,12 @@ export interface TaskRow {
   finishedAt: number | null;
 }
 
+/** What a claim answers: the fields a worker needs to run the attempt. */
+export type ClaimedRow = Pick<
+  TaskRow,
+  'id' | 'lambda' | 'collection' | 'payload' | 'priority' | 'key' | 'attempt' | 'tries' | 'maxAttempts' | 'timeoutMs'
+>;
+
 /** One finished attempt of a task (the current or last one is read from the task row). */
 export interface AttemptRow {
   taskId: string;

@@ -1,8 +1,8 @@
-import type { TaskRow } from '../core/task.js';
+import type { ClaimedRow } from '../core/task.js';
 import type { ReportFrame, TaskFrame, WorkerFrame } from './frames.js';
 
 /** A claimed row as a worker receives it; the payload stays JSON text until it is parsed. */
-export function taskFrameOf(row: TaskRow): Omit<TaskFrame, 'payload'> {
+export function taskFrameOf(row: ClaimedRow): Omit<TaskFrame, 'payload'> {
   return {
     id: row.id,
     lambda: row.lambda,
@@ -20,7 +20,7 @@ export function taskFrameOf(row: TaskRow): Omit<TaskFrame, 'payload'> {
  * The `tasks` frame as JSON text, with each stored payload spliced in as it is: the payload
  * was validated JSON when it was stored, so it needs no parse and re-stringify on the way out.
  */
-export function tasksFrameJson(rows: TaskRow[]): string {
+export function tasksFrameJson(rows: ClaimedRow[]): string {
   let out = '{"type":"tasks","tasks":[';
   for (let i = 0; i < rows.length; i++) {
     const head = JSON.stringify(taskFrameOf(rows[i]));

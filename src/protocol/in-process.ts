@@ -1,4 +1,4 @@
-import type { TaskRow } from '../core/task.js';
+import type { ClaimedRow } from '../core/task.js';
 import type { WorkerLink } from '../server/dispatcher.js';
 import { taskFrameOf } from './codec.js';
 import type { ServerFrame, WorkerFrame } from './frames.js';
@@ -14,7 +14,7 @@ export function inProcessPair(serverSide: (link: WorkerLink) => { onFrame(f: Wor
   let server: { onFrame(f: WorkerFrame): void; onClose(): void } | null = null;
   let open = false;
   const link: WorkerLink = {
-    sendTasks(rows: TaskRow[]) {
+    sendTasks(rows: ClaimedRow[]) {
       const tasks = rows.map((r) => ({ ...taskFrameOf(r), payload: JSON.parse(r.payload) }));
       queueMicrotask(() => toWorker?.({ type: 'tasks', tasks }));
     },

@@ -1,4 +1,4 @@
-import type { TaskRow } from '../core/task.js';
+import type { ClaimedRow } from '../core/task.js';
 import type { ServerFrame } from '../protocol/frames.js';
 import type { StoreOps } from '../store/store.js';
 import type { GateCache } from './gates.js';
@@ -6,7 +6,7 @@ import type { GateCache } from './gates.js';
 /** The server's end of one worker connection, whatever carries it. */
 export interface WorkerLink {
   /** Hands claimed tasks to the worker (each transport encodes the payload text its own way). */
-  sendTasks(rows: TaskRow[]): void;
+  sendTasks(rows: ClaimedRow[]): void;
   send(frame: ServerFrame): void;
   close(code: number, reason: string): void;
 }
@@ -32,7 +32,7 @@ export interface DispatcherOptions {
 
 interface Delivery {
   session: Session;
-  rows: TaskRow[];
+  rows: ClaimedRow[];
 }
 
 /**
@@ -46,7 +46,8 @@ export class Dispatcher {
   private readonly sessions = new Map<string, Session>();
   /** Lambdas that may have ready tasks; a claim that comes back short removes its lambda. */
   private readonly ready = new Set<string>();
-  private deliveries: Delivery[] = [];
+  /** Claims made in each flush transaction, handed out once that flush is durable. */
+  private readonly deliveries = new Map<StoreOps, Delivery[]>();
   private readonly agingCarry = new Map<string, number>();
   private rotate = 0;
   private poke: () => void = () => {};
@@ -98,11 +99,18 @@ export class Dispatcher {
     if (any) this.poke();
   }
 
-  /** GroupCommit hook: claim for every worker with credit, inside the flush transaction. */
-  async claimPhase(ops: StoreOps): Promise<void> {
+  /** Whether a claim phase now would probably claim: a worker has credit and a lambda may have ready work. */
+  mayClaim(): boolean {
+    if (this.ready.size === 0) return false;
+    for (const s of this.sessions.values()) if (s.credit > 0) return true;
+    return false;
+  }
+
+  /** GroupCommit hook: claim for every worker with credit, inside the flush transaction. Answers whether it claimed. */
+  async claimPhase(ops: StoreOps): Promise<boolean> {
     for (const l of ops.enqueued) this.ready.add(l);
     ops.enqueued.clear();
-    if (this.ready.size === 0 || this.sessions.size === 0) return;
+    if (this.ready.size === 0 || this.sessions.size === 0) return false;
     const sessions = [...this.sessions.values()];
     // Start at a different worker each flush so none is always served first.
     this.rotate = (this.rotate + 1) % sessions.length;
@@ -124,29 +132,36 @@ export class Dispatcher {
         if (rows.length === 0) continue;
         s.credit -= rows.length;
         s.outstanding += rows.length;
-        this.deliveries.push({ session: s, rows });
+        const list = this.deliveries.get(ops) ?? [];
+        list.push({ session: s, rows });
+        this.deliveries.set(ops, list);
       }
     }
+    return this.deliveries.has(ops);
   }
 
-  /** GroupCommit hook: the claims are durable; hand the tasks out. */
-  deliver(): void {
-    const out = this.deliveries;
-    this.deliveries = [];
+  /** GroupCommit hook: the claims of this flush are durable; hand the tasks out. */
+  deliver(ops: StoreOps): void {
+    const out = this.deliveries.get(ops);
+    if (!out) return;
+    this.deliveries.delete(ops);
     for (const d of out) {
       if (this.sessions.get(d.session.id) === d.session) d.session.link.sendTasks(d.rows);
       // A worker that left meanwhile: its claims expire and the sweep re-runs them.
     }
   }
 
-  /** GroupCommit hook: the flush rolled back, nothing was claimed. */
-  forget(): void {
-    for (const d of this.deliveries) {
+  /** GroupCommit hook: the flush rolled back (or its fsync failed); its claims are not handed out. */
+  forget(ops: StoreOps | null): void {
+    const out = ops ? this.deliveries.get(ops) : undefined;
+    if (!ops || !out) return;
+    this.deliveries.delete(ops);
+    for (const d of out) {
       d.session.credit += d.rows.length;
       d.session.outstanding -= d.rows.length;
       for (const r of d.rows) this.ready.add(r.lambda);
     }
-    this.deliveries = [];
+    this.poke();
   }
 
   /** Places of this claim that go to the oldest tasks, carrying fractions over between claims. */

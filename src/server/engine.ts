@@ -93,22 +93,33 @@ export class Engine {
       {
         beforeCommit: (ops) => this.dispatcher.claimPhase(ops),
         afterCommit: (ops) => {
-          this.dispatcher.deliver();
+          this.dispatcher.deliver(ops);
           for (const e of ops.ended) this.events.emit('ended', { id: e.id, lambda: e.lambda, state: e.state });
           if (ops.earliestCheck < Number.POSITIVE_INFINITY) this.scheduler.wakeAt(ops.earliestCheck);
         },
-        afterRollback: (err) => {
-          this.dispatcher.forget();
+        afterRollback: (ops, err) => {
+          this.dispatcher.forget(ops);
           this.log.warn({ err }, 'group commit rolled back; retrying its writes one by one');
         },
       },
     );
     this.dispatcher.bind(() => this.commit.poke());
+    this.commit.mayClaim = () => this.dispatcher.mayClaim();
     this.hsc = new Hsc(this.commit, this.dispatcher, this.gates, { leaseMs: config.leaseMs, maxResultBytes: config.maxPayloadBytes });
     const duty = (name: string) => new SingletonDuty(this.store, clock, name, this.serverId, Math.max(config.leaseMs, 5000));
-    this.scheduler = new Scheduler(this.store, this.commit, this.gates, duty('scheduler'), clock, log, config, {
-      tick: () => this.dispatcher.markReady(this.registry.all().map((l) => l.name)),
-    });
+    const rescueFrom = clock.now() + config.leaseMs;
+    this.scheduler = new Scheduler(
+      this.store,
+      this.commit,
+      this.gates,
+      duty('scheduler'),
+      clock,
+      log,
+      { ...config, rescueFrom },
+      {
+        tick: () => this.dispatcher.markReady(this.registry.all().map((l) => l.name)),
+      },
+    );
     this.cron = new CronRole(
       this.store,
       duty('cron'),

@@ -74,7 +74,8 @@ export class Hsc {
     if (!this.queued && this.started.length + this.done.length + this.failed.length + this.released.length > 0) {
       this.queued = true;
       this.commit
-        .run((ops) => this.apply(ops))
+        // Not waiting for the fsync: a report lost to a power cut only re-runs work (docs/durability.md).
+        .run((ops) => this.apply(ops), { durable: false })
         .then(
           (refused) => this.refuse(refused),
           () => {
@@ -88,7 +89,7 @@ export class Hsc {
   /** Renews the leases a worker holds and tells it which it lost. */
   heartbeat(session: Session, f: HeartbeatFrame): Promise<void> {
     return this.commit
-      .run((ops) => ops.renew(f.held, this.opts.leaseMs))
+      .run((ops) => ops.renew(f.held, this.opts.leaseMs), { durable: false })
       .then((lost) => {
         session.link.send({ type: 'heartbeat_ack', seq: f.seq, lost });
       });

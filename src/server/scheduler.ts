@@ -8,6 +8,13 @@ import type { SingletonDuty } from './singleton.js';
 export interface SchedulerOptions {
   sweepIntervalMs: number;
   sweepBatch: number;
+  /**
+   * No lease is rescued before this time (epoch ms): a server starts with every lease
+   * extended by one lease period, because lease renewals are acknowledged before they are
+   * fsynced and a power cut may have rolled some back (docs/durability.md). A worker cut off
+   * by the outage stops within three heartbeats, well inside that period.
+   */
+  rescueFrom: number;
 }
 
 export interface SchedulerEvents {
@@ -65,7 +72,8 @@ export class Scheduler {
   async sweepNow(): Promise<SweepResult[]> {
     const out: SweepResult[] = [];
     for (;;) {
-      const r = await this.commit.run((ops) => ops.sweep(this.gates.lookup, this.opts.sweepBatch));
+      const rescue = this.clock.now() >= this.opts.rescueFrom;
+      const r = await this.commit.run((ops) => ops.sweep(this.gates.lookup, this.opts.sweepBatch, { rescue }));
       out.push(r);
       if (r.seen > 0) this.events.swept?.(r);
       if (r.seen < this.opts.sweepBatch || this.stopped) return out;
@@ -88,7 +96,10 @@ export class Scheduler {
       if (await this.duty.held()) {
         await this.sweepNow();
         const next = await this.store.read((o) => o.q.taskNextCheck());
-        if (next !== null) delay = Math.min(delay, Math.max(0, next - this.clock.now()));
+        const now = this.clock.now();
+        // Before rescueFrom, expired leases stay due without being swept: do not spin on them.
+        if (next !== null && (next > now || now >= this.opts.rescueFrom)) delay = Math.min(delay, Math.max(0, next - now));
+        if (now < this.opts.rescueFrom) delay = Math.min(delay, this.opts.rescueFrom - now);
       }
     } catch (err) {
       this.log.warn({ err }, 'sweep failed; retrying');

@@ -1,6 +1,6 @@
 import type { Gate } from '../core/gate.js';
 import type { LambdaConfig } from '../core/lambda.js';
-import type { AttemptRow, Hold, TaskRow } from '../core/task.js';
+import type { AttemptRow, ClaimedRow, Hold, TaskRow } from '../core/task.js';
 import type { TaskState } from '../core/task-state.js';
 
 /**
@@ -12,8 +12,14 @@ import type { TaskState } from '../core/task-state.js';
 export interface Driver {
   readonly dialect: 'sqlite' | 'postgres';
   readonly capabilities: DriverCapabilities;
-  /** Runs `fn` in one transaction (BEGIN IMMEDIATE on SQLite); commits when it resolves, rolls back when it throws. */
-  transaction<T>(fn: (q: Queries) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` in one transaction (BEGIN IMMEDIATE on SQLite); commits when it resolves, rolls
+   * back when it throws. With `sync: true` (the default) the commit is durable when this
+   * resolves; with `sync: false` it may not be, and durable() makes it so.
+   */
+  transaction<T>(fn: (q: Queries) => Promise<T>, opts?: { sync?: boolean }): Promise<T>;
+  /** Resolves once every transaction committed before the call is durable. */
+  durable(): Promise<void>;
   /** Runs reads outside an explicit transaction. */
   read<T>(fn: (q: Queries) => Promise<T>): Promise<T>;
   migrate(): Promise<{ applied: string[] }>;
@@ -137,9 +143,9 @@ export interface Queries {
   taskMarkHasChildren(ids: string[]): Promise<void>;
 
   // tasks: run
-  taskClaimReady(p: ClaimParams): Promise<TaskRow[]>;
+  taskClaimReady(p: ClaimParams): Promise<ClaimedRow[]>;
   /** Claims ENQUEUED tasks that waited past their enqueue timeout, oldest first (aging). */
-  taskClaimOverdue(p: ClaimParams): Promise<TaskRow[]>;
+  taskClaimOverdue(p: ClaimParams): Promise<ClaimedRow[]>;
   taskStartMany(items: StartItem[], leaseUntil: number, now: number): Promise<Set<string>>;
   taskRenewMany(items: FencedItem[], leaseUntil: number): Promise<Set<string>>;
   taskSucceedMany(items: SucceedItem[], now: number, retainUntil: number): Promise<EndedRow[]>;
@@ -150,8 +156,8 @@ export interface Queries {
   // tasks: move and sweep
   taskPlaceMany(items: PlaceItem[], now: number): Promise<EndedRow[]>;
   taskRedrive(id: string, now: number): Promise<boolean>;
-  /** Rows whose next check is due, except ENQUEUED ones (their next check is the aging mark). */
-  taskDue(now: number, limit: number): Promise<TaskRow[]>;
+  /** Rows whose next check is due, except ENQUEUED ones (their next check is the aging mark), and leased ones unless `leased`. */
+  taskDue(now: number, limit: number, leased: boolean): Promise<TaskRow[]>;
   /** Dependants of these tasks that still wait for their parents. */
   depWaitingChildren(parentIds: string[]): Promise<string[]>;
   /** Counts one more parent as succeeded for each child; returns the children left with none pending. */

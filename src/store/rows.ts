@@ -1,4 +1,4 @@
-import type { AttemptRow, Hold, TaskRow } from '../core/task.js';
+import type { AttemptRow, ClaimedRow, Hold, TaskRow } from '../core/task.js';
 import type { TaskState } from '../core/task-state.js';
 import type { EndedRow } from './driver.js';
 
@@ -38,6 +38,21 @@ export function taskOf(r: Raw): TaskRow {
     workerId: (r.worker_id as string | null) ?? null,
     startedAt: numOrNull(r.started_at),
     finishedAt: numOrNull(r.finished_at),
+  };
+}
+
+export function claimedOf(r: Raw): ClaimedRow {
+  return {
+    id: r.id as string,
+    lambda: r.lambda as string,
+    collection: (r.collection as string | null) ?? null,
+    payload: r.payload as string,
+    priority: num(r.priority),
+    key: (r.key as string | null) ?? null,
+    attempt: num(r.attempt),
+    tries: num(r.tries),
+    maxAttempts: num(r.max_attempts),
+    timeoutMs: num(r.timeout_ms),
   };
 }
 

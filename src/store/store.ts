@@ -4,7 +4,7 @@ import { decideFailure, type FailureKind } from '../core/failure.js';
 import { type GateLookup, type GateMode, WHOLE_LAMBDA } from '../core/gate.js';
 import type { LambdaConfig } from '../core/lambda.js';
 import { cancelled, type Placement, place, type Timing } from '../core/placement.js';
-import type { AttemptRow, NewTask, TaskRow } from '../core/task.js';
+import type { AttemptRow, ClaimedRow, NewTask, TaskRow } from '../core/task.js';
 import { canMove, canTransition, fromStates, isTerminal, type TaskMove, type TaskState } from '../core/task-state.js';
 import { ConveyorError } from '../errors.js';
 import type { Driver, EndedRow, FailItem, FencedItem, InsertRow, PlaceItem, Queries, StartItem } from './driver.js';
@@ -61,8 +61,27 @@ export class Store {
     return this.driver.dialect;
   }
 
+  /** Runs `fn` in one transaction and resolves once the commit is durable. */
   transaction<T>(fn: (ops: StoreOps) => Promise<T>): Promise<T> {
     return this.driver.transaction((q) => fn(new StoreOps(q, this.ctx)));
+  }
+
+  /**
+   * Runs `fn` in one transaction and resolves at the commit with the transaction's ops;
+   * with `sync: false` the commit may not be durable yet (see durable()).
+   */
+  transactionWith<T>(fn: (ops: StoreOps) => Promise<T>, opts: { sync: boolean }): Promise<{ out: T; ops: StoreOps }> {
+    let ops!: StoreOps;
+    return this.driver
+      .transaction((q) => {
+        ops = new StoreOps(q, this.ctx);
+        return fn(ops);
+      }, opts)
+      .then((out) => ({ out, ops }));
+  }
+
+  durable(): Promise<void> {
+    return this.driver.durable();
   }
 
   read<T>(fn: (ops: StoreOps) => Promise<T>): Promise<T> {
@@ -206,7 +225,7 @@ export class StoreOps {
    * Claims up to `limit` ready tasks of one lambda for a worker: `overdue` of them from the
    * tasks that waited past their enqueue timeout (oldest first), the rest by priority.
    */
-  async claim(p: { lambda: string; limit: number; overdue: number; workerId: string; leaseMs: number }): Promise<TaskRow[]> {
+  async claim(p: { lambda: string; limit: number; overdue: number; workerId: string; leaseMs: number }): Promise<ClaimedRow[]> {
     const now = this.now();
     const base = { lambda: p.lambda, workerId: p.workerId, now, leaseUntil: now + p.leaseMs };
     const old = p.overdue > 0 ? await this.q.taskClaimOverdue({ ...base, limit: Math.min(p.overdue, p.limit) }) : [];
@@ -325,12 +344,12 @@ export class StoreOps {
 
   /**
    * The one sweep (ATF's store consumer): due NEW and RETRIABLE_FAILURE tasks are enqueued
-   * (or held or dropped by their gate), expired leases are rescued as failed attempts, and
-   * finished tasks past retention are deleted.
+   * (or held or dropped by their gate), expired leases are rescued as failed attempts (unless
+   * `rescue: false`), and finished tasks past retention are deleted.
    */
-  async sweep(gate: GateLookup, limit: number): Promise<SweepResult> {
+  async sweep(gate: GateLookup, limit: number, opts: { rescue?: boolean } = {}): Promise<SweepResult> {
     const now = this.now();
-    const due = await this.q.taskDue(now, limit);
+    const due = await this.q.taskDue(now, limit, opts.rescue ?? true);
     const res: SweepResult = { enqueued: new Map(), rescued: 0, deleted: 0, dropped: 0, seen: due.length };
     const waiting = due.filter((r) => (r.state === 'NEW' || r.state === 'RETRIABLE_FAILURE') && r.hold === null);
     const leased = due.filter((r) => r.state === 'CLAIMED' || r.state === 'PROCESSING');

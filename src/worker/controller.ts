@@ -14,7 +14,7 @@ import {
   type TaskFrame,
 } from '../protocol/frames.js';
 import type { WorkerTransport } from '../protocol/transport.js';
-import { AttemptAborted, type AttemptOutcome, type RunningAttempt, startAttempt } from './executor.js';
+import { AttemptAborted, type AttemptOutcome, RunningAttempt } from './executor.js';
 import { PriorityBuffer } from './priority-buffer.js';
 
 /**
@@ -33,6 +33,9 @@ export interface ControllerEvents {
   /** Heartbeats failed three times in a row: running attempts were aborted. */
   suspended?(): void;
 }
+
+/** Outcomes per report frame at most before it is sent without waiting for the event-loop turn. */
+const REPORT_CHUNK = 64;
 
 const refKey = (r: AttemptRef) => `${r.id}:${r.attempt}`;
 
@@ -62,7 +65,8 @@ export class Controller {
   private mode: 'connecting' | 'running' | 'suspended' | 'draining' | 'stopped' = 'connecting';
   private up = false;
   private credit = 0;
-  private started: StartedItem[] = [];
+  /** Starts not yet reported; an attempt that ends before the next report is reported once, as its outcome. */
+  private started = new Map<string, StartedItem>();
   private done: DoneItem[] = [];
   private failed: FailedItem[] = [];
   private released: AttemptRef[] = [];
@@ -114,11 +118,10 @@ export class Controller {
     const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref?.());
     if ((await Promise.race([drained, timer])) === 'timeout' && this.running.size > 0) {
       this.log.warn({ running: this.running.size }, 'grace period over; aborting running attempts');
-      for (const a of this.running.values()) a.controller.abort(new AttemptAborted('shutdown', 'the worker is shutting down'));
-      await Promise.race([
-        Promise.all([...this.running.values()].map((a) => a.outcome)),
-        new Promise((r) => setTimeout(r, 1000).unref?.()),
-      ]);
+      for (const a of this.running.values()) a.abort(new AttemptAborted('shutdown', 'the worker is shutting down'));
+      // Handlers that honour the signal end now; give their outcomes a moment to be reported.
+      const until = Date.now() + 1000;
+      while (this.running.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
     }
     this.flush();
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
@@ -207,36 +210,45 @@ export class Controller {
     const key = refKey(t);
     this.busySlots++;
     this.runningByLambda.set(t.lambda, (this.runningByLambda.get(t.lambda) ?? 0) + 1);
-    const attempt = startAttempt(def, t, {
+    const attempt = new RunningAttempt(def, t, {
       clock: this.clock,
       log: this.taskLogger(t),
       heartbeat: (frame) => this.heartbeatFor(frame),
       maxResultBytes: this.limits.maxResultBytes,
       timeoutGraceMs: this.limits.timeoutGraceMs,
+      onOutcome: (a, o) => this.finish(a, o),
+      onSettled: (a) => this.settled(a),
     });
     this.running.set(key, attempt);
-    this.started.push({ id: t.id, attempt: t.attempt, at: attempt.startedAt });
+    this.started.set(key, { id: t.id, attempt: t.attempt, at: attempt.startedAt });
     this.events.started?.(t);
     this.scheduleFlush();
-    void attempt.outcome.then((o) => this.finish(attempt, o));
-    void attempt.settled.then(() => {
-      this.busySlots--;
-      this.runningByLambda.set(t.lambda, (this.runningByLambda.get(t.lambda) ?? 1) - 1);
-      this.give(1);
-      this.pump();
-      this.checkIdle();
-    });
+    attempt.start();
+  }
+
+  /** The handler returned: its slot is free. */
+  private settled(a: RunningAttempt): void {
+    this.busySlots--;
+    this.runningByLambda.set(a.frame.lambda, (this.runningByLambda.get(a.frame.lambda) ?? 1) - 1);
+    this.give(1);
+    this.pump();
+    this.checkIdle();
   }
 
   private finish(a: RunningAttempt, o: AttemptOutcome): void {
     const key = refKey(a.frame);
     this.running.delete(key);
+    this.started.delete(key);
     this.events.finished?.(a.frame, o);
     if (this.forsaken.delete(key)) return; // the server already took this attempt back
-    const base = { id: a.frame.id, attempt: a.frame.attempt };
-    if (o.kind === 'done') this.done.push({ ...base, startedAt: a.startedAt, result: o.result, resultJson: o.resultJson });
-    else this.failed.push({ ...base, startedAt: a.startedAt, kind: o.kind, error: o.error, snoozeMs: o.snoozeMs });
-    this.scheduleFlush();
+    const f = a.frame;
+    if (o.kind === 'done')
+      this.done.push({ id: f.id, attempt: f.attempt, startedAt: a.startedAt, result: o.result, resultJson: o.resultJson });
+    else this.failed.push({ id: f.id, attempt: f.attempt, startedAt: a.startedAt, kind: o.kind, error: o.error, snoozeMs: o.snoozeMs });
+    // Report in chunks while fast handlers run through the buffer, so the server claims the
+    // next tasks while this worker still has work (otherwise the two take turns idling).
+    if (this.done.length + this.failed.length >= REPORT_CHUNK) this.flush();
+    else this.scheduleFlush();
     this.checkIdle();
   }
 
@@ -248,7 +260,7 @@ export class Controller {
       if (!a) continue;
       this.forsaken.add(k);
       this.events.leaseLost?.(a.frame);
-      a.controller.abort(new AttemptAborted('lease_lost', 'this attempt lost its lease; another attempt may run the task'));
+      a.abort(new AttemptAborted('lease_lost', 'this attempt lost its lease; another attempt may run the task'));
     }
     const dropped = this.buffer.removeWhere((t) => keys.has(refKey(t)));
     this.give(dropped.length);
@@ -284,17 +296,17 @@ export class Controller {
   private flush(): void {
     if (!this.up || this.mode === 'connecting') return;
     const credit = this.mode === 'running' ? this.credit : 0;
-    if (credit === 0 && !this.started.length && !this.done.length && !this.failed.length && !this.released.length) return;
+    if (credit === 0 && !this.started.size && !this.done.length && !this.failed.length && !this.released.length) return;
     this.transport.send({
       type: 'report',
       ...(credit ? { credit } : {}),
-      ...(this.started.length ? { started: this.started } : {}),
+      ...(this.started.size ? { started: [...this.started.values()] } : {}),
       ...(this.done.length ? { done: this.done } : {}),
       ...(this.failed.length ? { failed: this.failed } : {}),
       ...(this.released.length ? { released: this.released } : {}),
     });
     if (this.mode === 'running') this.credit = 0;
-    this.started = [];
+    this.started = new Map();
     this.done = [];
     this.failed = [];
     this.released = [];

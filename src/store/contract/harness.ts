@@ -1,10 +1,24 @@
+import { expect } from 'vitest';
 import { ManualClock, seededRandom } from '../../clock.js';
 import { type GateLookup, gateLookupOf, openGates } from '../../core/gate.js';
 import { IdGenerator } from '../../core/ids.js';
 import { type LambdaConfig, lambdaConfigOf } from '../../core/lambda.js';
-import type { NewTask, TaskRow } from '../../core/task.js';
+import type { ClaimedRow, NewTask, TaskRow } from '../../core/task.js';
 import type { Driver } from '../driver.js';
 import { Store, type StoreOps } from '../store.js';
+
+const pick = (r: TaskRow): ClaimedRow => ({
+  id: r.id,
+  lambda: r.lambda,
+  collection: r.collection,
+  payload: r.payload,
+  priority: r.priority,
+  key: r.key,
+  attempt: r.attempt,
+  tries: r.tries,
+  maxAttempts: r.maxAttempts,
+  timeoutMs: r.timeoutMs,
+});
 
 /** What the contract suite needs from a dialect: a fresh, empty, migrated driver per test. */
 export interface ContractTarget {
@@ -70,8 +84,16 @@ export class Harness {
     });
   }
 
-  claim(lambda = 'work', limit = 10, overdue = 0, workerId = 'w1'): Promise<TaskRow[]> {
-    return this.tx((o) => o.claim({ lambda, limit, overdue, workerId, leaseMs: LEASE_MS }));
+  /** Claims and answers the claimed tasks as full rows. */
+  async claim(lambda = 'work', limit = 10, overdue = 0, workerId = 'w1'): Promise<TaskRow[]> {
+    const claimed = await this.tx((o) => o.claim({ lambda, limit, overdue, workerId, leaseMs: LEASE_MS }));
+    const rows = await this.store.read((o) => o.q.taskByIds(claimed.map((c) => c.id)));
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    return claimed.map((c) => {
+      const r = byId.get(c.id) as TaskRow;
+      expect(c).toEqual(pick(r));
+      return r;
+    });
   }
 
   async get(id: string): Promise<TaskRow> {
