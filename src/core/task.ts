@@ -35,10 +35,10 @@ export interface TaskRow {
   finishedAt: number | null;
 }
 
-/** What a claim answers: the fields a worker needs to run the attempt. */
+/** What a claim answers: the fields a worker needs to run the attempt (and runAt, for the queue-wait metric). */
 export type ClaimedRow = Pick<
   TaskRow,
-  'id' | 'lambda' | 'collection' | 'payload' | 'priority' | 'key' | 'attempt' | 'tries' | 'maxAttempts' | 'timeoutMs'
+  'id' | 'lambda' | 'collection' | 'payload' | 'priority' | 'key' | 'attempt' | 'tries' | 'maxAttempts' | 'timeoutMs' | 'runAt'
 >;
 
 /** One finished attempt of a task (the current or last one is read from the task row). */

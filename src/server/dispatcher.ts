@@ -140,15 +140,18 @@ export class Dispatcher {
     return this.deliveries.has(ops);
   }
 
-  /** GroupCommit hook: the claims of this flush are durable; hand the tasks out. */
-  deliver(ops: StoreOps): void {
+  /** GroupCommit hook: the claims of this flush are durable; hand the tasks out. Answers what was claimed. */
+  deliver(ops: StoreOps): ClaimedRow[] {
     const out = this.deliveries.get(ops);
-    if (!out) return;
+    if (!out) return [];
     this.deliveries.delete(ops);
+    const claimed: ClaimedRow[] = [];
     for (const d of out) {
       if (this.sessions.get(d.session.id) === d.session) d.session.link.sendTasks(d.rows);
       // A worker that left meanwhile: its claims expire and the sweep re-runs them.
+      for (const r of d.rows) claimed.push(r);
     }
+    return claimed;
   }
 
   /** GroupCommit hook: the flush rolled back (or its fsync failed); its claims are not handed out. */

@@ -6,13 +6,13 @@ import { type GateMode, WHOLE_LAMBDA } from '../core/gate.js';
 import { IdGenerator, isId } from '../core/ids.js';
 import { type LambdaConfig, LIMITS } from '../core/lambda.js';
 import { checkSubmitShape, newTaskOf, type SubmitInput } from '../core/submit.js';
-import type { AttemptRow, TaskRow } from '../core/task.js';
+import type { AttemptRow, ClaimedRow, TaskRow } from '../core/task.js';
 import { isTaskState, type TaskState } from '../core/task-state.js';
 import { ConveyorError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { type HelloFrame, PROTOCOL_VERSION, type WorkerFrame } from '../protocol/frames.js';
 import { openDriver } from '../store/open.js';
-import { Store } from '../store/store.js';
+import { type AttemptEnd, Store } from '../store/store.js';
 import { CronRole, checkCron } from './cron.js';
 import { Dispatcher, type Session, type WorkerLink } from './dispatcher.js';
 import { GateCache } from './gates.js';
@@ -31,9 +31,19 @@ export interface LambdaSummary {
   workers: number;
 }
 
-/** What an engine announces after a commit (tests and live views wait on these, not on sleeps). */
+/**
+ * What an engine announces once a flush is durable (tests and live views wait on these, not on
+ * sleeps; metrics count them). Batched events carry every item of one flush.
+ */
 export interface EngineEvents {
+  /** A task reached SUCCESS, FATAL_FAILURE or CANCELLED. */
   ended: [{ id: string; lambda: string; state: TaskState }];
+  /** Tasks were claimed for workers at `at` (their queue wait is at - runAt). */
+  claimed: [{ rows: ClaimedRow[]; at: number }];
+  /** Attempts ended (success, error, timeout, lost, fatal, snoozed). */
+  attempts: [AttemptEnd[]];
+  /** Tasks were created. */
+  submitted: [{ lambda: string; count: number }[]];
 }
 
 export interface ListResult {
@@ -93,7 +103,9 @@ export class Engine {
       {
         beforeCommit: (ops) => this.dispatcher.claimPhase(ops),
         afterCommit: (ops) => {
-          this.dispatcher.deliver(ops);
+          const claimed = this.dispatcher.deliver(ops);
+          if (claimed.length) this.events.emit('claimed', { rows: claimed, at: clock.now() });
+          if (ops.outcomes.length) this.events.emit('attempts', ops.outcomes);
           for (const e of ops.ended) this.events.emit('ended', { id: e.id, lambda: e.lambda, state: e.state });
           if (ops.earliestCheck < Number.POSITIVE_INFINITY) this.scheduler.wakeAt(ops.earliestCheck);
         },
@@ -187,6 +199,11 @@ export class Engine {
       if (bad) throw bad.error;
       return res as Array<{ task: TaskRow; created: boolean }>;
     });
+    if (this.events.listenerCount('submitted') > 0) {
+      const byLambda = new Map<string, number>();
+      for (const r of out) if (r.created) byLambda.set(r.task.lambda, (byLambda.get(r.task.lambda) ?? 0) + 1);
+      if (byLambda.size) this.events.emit('submitted', [...byLambda].map(([lambda, count]) => ({ lambda, count })));
+    }
     return out;
   }
 

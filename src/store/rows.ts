@@ -53,6 +53,7 @@ export function claimedOf(r: Raw): ClaimedRow {
     tries: num(r.tries),
     maxAttempts: num(r.max_attempts),
     timeoutMs: num(r.timeout_ms),
+    runAt: num(r.run_at),
   };
 }
 

@@ -4,7 +4,7 @@ import { decideFailure, type FailureKind } from '../core/failure.js';
 import { type GateLookup, type GateMode, WHOLE_LAMBDA } from '../core/gate.js';
 import type { LambdaConfig } from '../core/lambda.js';
 import { cancelled, type Placement, place, type Timing } from '../core/placement.js';
-import type { AttemptRow, ClaimedRow, NewTask, TaskRow } from '../core/task.js';
+import type { AttemptOutcome, AttemptRow, ClaimedRow, NewTask, TaskRow } from '../core/task.js';
 import { canMove, canTransition, fromStates, isTerminal, type TaskMove, type TaskState } from '../core/task-state.js';
 import { ConveyorError } from '../errors.js';
 import type { Driver, EndedRow, FailItem, FencedItem, InsertRow, PlaceItem, Queries, StartItem } from './driver.js';
@@ -33,6 +33,14 @@ export interface SuccessReport extends FencedItem {
   startedAt: number | null;
   /** JSON text of the handler's return value. */
   result: string;
+}
+
+/** One ended attempt, as metrics count it. */
+export interface AttemptEnd {
+  lambda: string;
+  outcome: AttemptOutcome;
+  startedAt: number | null;
+  finishedAt: number;
 }
 
 export interface SweepResult {
@@ -113,6 +121,8 @@ export class StoreOps {
   readonly ended: EndedRow[] = [];
   /** The earliest next check this transaction set on a waiting task (the scheduler must wake by then). */
   earliestCheck = Number.POSITIVE_INFINITY;
+  /** Attempts that ended in this transaction, for metrics (announced after the commit). */
+  readonly outcomes: AttemptEnd[] = [];
 
   constructor(
     readonly q: Queries,
@@ -258,6 +268,10 @@ export class StoreOps {
   async succeed(items: SuccessReport[], gate: GateLookup): Promise<Set<string>> {
     const now = this.now();
     const ended = await this.q.taskSucceedMany(items, now, now + this.ctx.timing.retentionMs);
+    if (ended.length) {
+      const startedAt = new Map(items.map((it) => [it.id, it.startedAt]));
+      for (const e of ended) this.outcomes.push({ lambda: e.lambda, outcome: 'success', startedAt: startedAt.get(e.id) ?? null, finishedAt: now });
+    }
     await this.afterEnded(ended, gate);
     return new Set(ended.map((e) => e.id));
   }
@@ -308,6 +322,9 @@ export class StoreOps {
       if (f.state === 'RETRIABLE_FAILURE' && accepted.has(f.id)) this.earliestCheck = Math.min(this.earliestCheck, f.nextCheckAt);
     const kept = attempts.filter((a) => accepted.has(a.taskId));
     if (kept.length) await this.q.attemptInsertMany(kept);
+    for (const a of kept) {
+      this.outcomes.push({ lambda: (rows.get(a.taskId) as TaskRow).lambda, outcome: a.outcome, startedAt: a.startedAt, finishedAt: now });
+    }
     await this.afterEnded(
       ended.filter((e) => e.state === 'FATAL_FAILURE'),
       gate,

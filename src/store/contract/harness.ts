@@ -18,6 +18,7 @@ const pick = (r: TaskRow): ClaimedRow => ({
   tries: r.tries,
   maxAttempts: r.maxAttempts,
   timeoutMs: r.timeoutMs,
+  runAt: r.runAt,
 });
 
 /** What the contract suite needs from a dialect: a fresh, empty, migrated driver per test. */

@@ -43,7 +43,7 @@ UPDATE tasks
     ORDER BY priority DESC, id
     LIMIT @limit)
    AND state IN {from:claim}
-RETURNING id, lambda, collection, payload, priority, key, attempt, tries, max_attempts, timeout_ms;
+RETURNING id, lambda, collection, payload, priority, key, attempt, tries, max_attempts, timeout_ms, run_at;
 
 -- name: taskClaimOverdue
 UPDATE tasks
@@ -57,7 +57,7 @@ UPDATE tasks
     ORDER BY next_check_at
     LIMIT @limit)
    AND state IN {from:claim}
-RETURNING id, lambda, collection, payload, priority, key, attempt, tries, max_attempts, timeout_ms;
+RETURNING id, lambda, collection, payload, priority, key, attempt, tries, max_attempts, timeout_ms, run_at;
 
 -- name: taskStartBatch
 -- Hot updates take a whole batch in one statement: the rows arrive as a JSON array of arrays
