@@ -66,6 +66,11 @@ export const OPEN_STATES: readonly TaskState[] = TASK_STATES.filter((s) => !TERM
 /** States in which a worker holds a lease on the task's current attempt. */
 export const LEASED_STATES: readonly TaskState[] = ['CLAIMED', 'PROCESSING'];
 
+/** Ended without success: children of such a task are cancelled (dependency_failed). */
+export function isDead(state: TaskState): boolean {
+  return state === 'FATAL_FAILURE' || state === 'CANCELLED';
+}
+
 export function isTerminal(state: TaskState): boolean {
   return TERMINAL_STATES.includes(state);
 }

@@ -3,11 +3,13 @@ import { DEFAULT_BACKOFF } from '../core/backoff.js';
 import { decideFailure, type FailureKind } from '../core/failure.js';
 import { type GateLookup, type GateMode, WHOLE_LAMBDA } from '../core/gate.js';
 import type { LambdaConfig } from '../core/lambda.js';
-import { cancelled, type Placement, place, type Timing } from '../core/placement.js';
+import { cancelled, type Placement, type Timing } from '../core/placement.js';
 import type { AttemptOutcome, AttemptRow, ClaimedRow, NewTask, TaskRow } from '../core/task.js';
-import { canMove, canTransition, fromStates, isTerminal, type TaskMove, type TaskState } from '../core/task-state.js';
+import { canMove, fromStates, isTerminal, type TaskState } from '../core/task-state.js';
 import { ConveyorError } from '../errors.js';
-import type { Driver, EndedRow, FailItem, FencedItem, InsertRow, PlaceItem, Queries, StartItem } from './driver.js';
+import type { Driver, EndedRow, FailItem, FencedItem, Queries, StartItem } from './driver.js';
+import { afterEnded, moveRows, placeFields, replaceRows } from './follow-ups.js';
+import { insertTasks } from './insert.js';
 
 export interface StoreContext {
   clock: Clock;
@@ -53,8 +55,6 @@ export interface SweepResult {
   seen: number;
 }
 
-const key2 = (lambda: string, key: string) => `${lambda}\u0000${key}`;
-
 /**
  * The store as the rest of Conveyor sees it: transactions of {@link StoreOps}, whatever the
  * dialect underneath.
@@ -62,7 +62,7 @@ const key2 = (lambda: string, key: string) => `${lambda}\u0000${key}`;
 export class Store {
   constructor(
     readonly driver: Driver,
-    private readonly ctx: StoreContext,
+    readonly ctx: StoreContext,
   ) {}
 
   get dialect(): Driver['dialect'] {
@@ -126,109 +126,12 @@ export class StoreOps {
 
   constructor(
     readonly q: Queries,
-    private readonly ctx: StoreContext,
+    readonly ctx: StoreContext,
   ) {}
 
-  private now(): number {
-    return this.ctx.clock.now();
-  }
-
   /** Inserts tasks with their first placement; a repeated idempotency key answers the existing task. */
-  async insert(tasks: NewTask[], gate: GateLookup): Promise<InsertOutcome[]> {
-    const now = this.now();
-    const { q } = this;
-    const out: InsertOutcome[] = new Array(tasks.length);
-    const idemKeys = unique(tasks.map((t) => t.idempotencyKey));
-    const existing = new Map((idemKeys.length ? await q.taskByIdempotencyKeys(idemKeys) : []).map((r) => [r.idempotencyKey, r]));
-    const batchIds = new Set(tasks.map((t) => t.id));
-    const outsideParents = unique(tasks.flatMap((t) => t.dependsOn)).filter((id) => !batchIds.has(id));
-    const parentState = new Map<string, TaskState>(
-      (outsideParents.length ? await q.taskByIds(outsideParents) : []).map((r) => [r.id, r.state]),
-    );
-    const orderedPairs = uniqueBy(
-      tasks.filter((t) => t.ordered && t.key !== null).map((t) => ({ lambda: t.lambda, key: t.key as string, exceptId: t.id })),
-      (p) => key2(p.lambda, p.key),
-    );
-    const busy = orderedPairs.length ? await q.taskOrderedBusy(orderedPairs) : new Set<string>();
-
-    const rows: InsertRow[] = [];
-    const rowIndex: number[] = [];
-    const firstOfKey = new Map<string, number>();
-    const deps: Array<{ childId: string; parentId: string }> = [];
-    for (let i = 0; i < tasks.length; i++) {
-      const t = tasks[i];
-      if (t.idempotencyKey !== null) {
-        const found = existing.get(t.idempotencyKey);
-        if (found) {
-          out[i] = { task: found, created: false };
-          continue;
-        }
-        if (firstOfKey.has(t.idempotencyKey)) continue; // answered after the insert, as its twin
-        firstOfKey.set(t.idempotencyKey, i);
-      }
-      let depsPending = 0;
-      let depFailed = false;
-      const missing = t.dependsOn.find((p) => !parentState.has(p));
-      if (missing !== undefined) {
-        out[i] = {
-          error: new ConveyorError(
-            'unknown_dependency',
-            `dependsOn: no task ${missing} (a parent must exist, or come earlier in the same batch)`,
-          ),
-        };
-        continue;
-      }
-      for (const p of t.dependsOn) {
-        const s = parentState.get(p) as TaskState;
-        if (s === 'FATAL_FAILURE' || s === 'CANCELLED') depFailed = true;
-        else if (s !== 'SUCCESS') depsPending++;
-      }
-      const k = t.ordered && t.key !== null ? key2(t.lambda, t.key) : null;
-      const p = place(
-        {
-          runAt: t.runAt,
-          now,
-          depsPending,
-          depFailed,
-          keyBusy: k !== null && busy.has(k),
-          gate: gate(t.lambda, t.collection),
-          from: 'NEW',
-        },
-        this.ctx.timing,
-      );
-      if (k !== null && !isTerminal(p.state)) busy.add(k); // later tasks of this key in the batch wait
-      if (p.state === 'ENQUEUED') this.enqueued.add(t.lambda);
-      else this.noteCheck(p);
-      parentState.set(t.id, p.state);
-      rows.push(insertRowOf(t, p, depsPending, now));
-      rowIndex.push(i);
-      for (const parentId of t.dependsOn) deps.push({ childId: t.id, parentId });
-    }
-
-    const inserted = rows.length ? await q.taskInsertMany(rows) : new Set<string>();
-    const lost: string[] = [];
-    rows.forEach((r, j) => {
-      if (inserted.has(r.id)) out[rowIndex[j]] = { task: taskRowOf(r), created: true };
-      else if (r.idempotencyKey !== null) lost.push(r.idempotencyKey);
-    });
-    if (lost.length) {
-      // Another writer inserted the same idempotency key between our read and our insert.
-      for (const r of await q.taskByIdempotencyKeys(lost)) {
-        const i = firstOfKey.get(r.idempotencyKey as string) as number;
-        out[i] = { task: r, created: false };
-      }
-    }
-    for (let i = 0; i < tasks.length; i++) {
-      if (out[i] !== undefined) continue;
-      const twin = out[firstOfKey.get(tasks[i].idempotencyKey as string) as number];
-      out[i] = 'task' in twin ? { task: twin.task, created: false } : twin;
-    }
-    const liveDeps = deps.filter((d) => inserted.has(d.childId));
-    if (liveDeps.length) {
-      await q.depInsertMany(liveDeps);
-      await q.taskMarkHasChildren(unique(liveDeps.map((d) => d.parentId)));
-    }
-    return out;
+  insert(tasks: NewTask[], gate: GateLookup): Promise<InsertOutcome[]> {
+    return insertTasks(this, tasks, gate);
   }
 
   /**
@@ -270,9 +173,10 @@ export class StoreOps {
     const ended = await this.q.taskSucceedMany(items, now, now + this.ctx.timing.retentionMs);
     if (ended.length) {
       const startedAt = new Map(items.map((it) => [it.id, it.startedAt]));
-      for (const e of ended) this.outcomes.push({ lambda: e.lambda, outcome: 'success', startedAt: startedAt.get(e.id) ?? null, finishedAt: now });
+      for (const e of ended)
+        this.outcomes.push({ lambda: e.lambda, outcome: 'success', startedAt: startedAt.get(e.id) ?? null, finishedAt: now });
     }
-    await this.afterEnded(ended, gate);
+    await afterEnded(this, ended, gate);
     return new Set(ended.map((e) => e.id));
   }
 
@@ -325,7 +229,8 @@ export class StoreOps {
     for (const a of kept) {
       this.outcomes.push({ lambda: (rows.get(a.taskId) as TaskRow).lambda, outcome: a.outcome, startedAt: a.startedAt, finishedAt: now });
     }
-    await this.afterEnded(
+    await afterEnded(
+      this,
       ended.filter((e) => e.state === 'FATAL_FAILURE'),
       gate,
     );
@@ -344,7 +249,7 @@ export class StoreOps {
     const c = cancelled(reason, this.now(), this.ctx.timing);
     const ended = await this.q.taskPlaceMany([{ id, from: fromStates('cancel'), ...placeFields(c, this.now()) }], this.now());
     if (ended.length === 0) throw new ConveyorError('invalid_state', `task ${id} changed state while being cancelled; try again`);
-    await this.afterEnded(ended, gate);
+    await afterEnded(this, ended, gate);
     return this.mustGet(id);
   }
 
@@ -355,7 +260,7 @@ export class StoreOps {
       throw new ConveyorError('invalid_state', `task ${id} is ${row.state}; only FATAL_FAILURE and CANCELLED tasks can be retried`);
     }
     const fresh = await this.mustGet(id);
-    await this.replace([fresh], gate, { from: 'NEW', hold: null });
+    await replaceRows(this, [fresh], gate, { from: 'NEW', hold: null });
     return this.mustGet(id);
   }
 
@@ -372,7 +277,7 @@ export class StoreOps {
     const leased = due.filter((r) => r.state === 'CLAIMED' || r.state === 'PROCESSING');
     const expired = due.filter((r) => isTerminal(r.state));
 
-    const placed = await this.replace(waiting, gate, { from: null, hold: null });
+    const placed = await replaceRows(this, waiting, gate, { from: null, hold: null });
     for (const p of placed) {
       if (p.state === 'ENQUEUED') res.enqueued.set(p.lambda, (res.enqueued.get(p.lambda) ?? 0) + 1);
       if (p.state === 'CANCELLED') res.dropped++;
@@ -421,10 +326,10 @@ export class StoreOps {
       source: p.source,
     });
     let placed: Array<Placement & { lambda: string }>;
-    if (p.mode === 'open') placed = await this.replace(rows, gate, { from: null, hold: 'gate' });
+    if (p.mode === 'open') placed = await replaceRows(this, rows, gate, { from: null, hold: 'gate' });
     else if (p.mode === 'pause')
-      placed = await this.move(rows, 'park', { state: 'NEW', hold: 'gate', nextCheckAt: null, reason: null }, gate);
-    else placed = await this.move(rows, 'cancel', cancelled('dropped', this.now(), this.ctx.timing), gate);
+      placed = await moveRows(this, rows, 'park', { state: 'NEW', hold: 'gate', nextCheckAt: null, reason: null }, gate);
+    else placed = await moveRows(this, rows, 'cancel', cancelled('dropped', this.now(), this.ctx.timing), gate);
     const last = rows.length === p.limit ? rows[rows.length - 1] : null;
     return {
       moved: placed.length,
@@ -433,99 +338,14 @@ export class StoreOps {
     };
   }
 
-  /** Re-places waiting rows (due, released from a hold) with the current facts. */
-  private async replace(
-    rows: TaskRow[],
-    gate: GateLookup,
-    cond: { from: 'NEW' | null; hold: TaskRow['hold'] },
-  ): Promise<Array<Placement & { lambda: string }>> {
-    if (rows.length === 0) return [];
-    const now = this.now();
-    const ordered = rows.filter((r) => r.ordered && r.key !== null);
-    const busy = ordered.length
-      ? await this.q.taskOrderedBusy(ordered.map((r) => ({ lambda: r.lambda, key: r.key as string, exceptId: r.id })))
-      : new Set<string>();
-    const items: PlaceItem[] = [];
-    const placements: Array<Placement & { lambda: string }> = [];
-    for (const r of rows) {
-      const from = cond.from ?? (r.state as 'NEW' | 'RETRIABLE_FAILURE');
-      const p = place(
-        {
-          runAt: r.state === 'RETRIABLE_FAILURE' ? now : r.runAt,
-          now,
-          depsPending: 0,
-          depFailed: false,
-          keyBusy: r.ordered && r.key !== null && busy.has(key2(r.lambda, r.key)),
-          gate: gate(r.lambda, r.collection),
-          from,
-        },
-        this.ctx.timing,
-      );
-      if (p.state === from && p.hold === cond.hold && p.nextCheckAt === r.nextCheckAt) continue; // nothing changes
-      if (p.state !== from && !canTransition(from, p.state))
-        throw new Error(`placement ${from} -> ${p.state} is not a move of the state machine`);
-      items.push({ id: r.id, from: [from], fromHold: cond.hold, ...placeFields(p, now) });
-      placements.push({ ...p, lambda: r.lambda });
-    }
-    const ended = items.length ? await this.q.taskPlaceMany(items, now) : [];
-    const moved = new Set(ended.map((e) => e.id));
-    for (const e of ended) if (e.state === 'ENQUEUED') this.enqueued.add(e.lambda);
-    for (const it of items) if (moved.has(it.id)) this.noteCheck(it);
-    await this.afterEnded(
-      ended.filter((e) => isTerminal(e.state)),
-      gate,
-    );
-    return placements.filter((_, i) => moved.has(items[i].id));
-  }
-
-  /** Moves rows, each still in the hold it was read with, by one named move. */
-  private async move(rows: TaskRow[], move: TaskMove, to: Placement, gate: GateLookup): Promise<Array<Placement & { lambda: string }>> {
-    if (rows.length === 0) return [];
-    const now = this.now();
-    const items = rows.map((r) => ({ id: r.id, from: fromStates(move), fromHold: r.hold, ...placeFields(to, now) }));
-    const ended = await this.q.taskPlaceMany(items, now);
-    await this.afterEnded(
-      ended.filter((e) => isTerminal(e.state)),
-      gate,
-    );
-    return ended.map((e) => ({ ...to, lambda: e.lambda }));
-  }
-
-  /**
-   * What follows the end of tasks: children of a success lose one pending parent (and start
-   * when none is left); children of a failure are cancelled (dependency_failed), and so on
-   * down; the next task waiting on an ordered key is released.
-   */
-  private async afterEnded(ended: EndedRow[], gate: GateLookup): Promise<void> {
-    let wave = ended;
-    while (wave.length) {
-      for (const e of wave) this.ended.push(e);
-      const next: EndedRow[] = [];
-      const succeeded = wave.filter((e) => e.hasChildren && e.state === 'SUCCESS').map((e) => e.id);
-      const died = wave.filter((e) => e.hasChildren && e.state !== 'SUCCESS').map((e) => e.id);
-      if (succeeded.length) {
-        const free = await this.q.taskDepResolve(await this.q.depWaitingChildren(succeeded));
-        if (free.length) await this.replace(free, gate, { from: null, hold: 'deps' });
-      }
-      if (died.length) {
-        const children = unique(await this.q.depWaitingChildren(died));
-        const now = this.now();
-        const c = cancelled('dependency_failed', now, this.ctx.timing);
-        const items = children.map((id) => ({ id, from: fromStates('cancel'), fromHold: 'deps' as const, ...placeFields(c, now) }));
-        if (items.length) next.push(...(await this.q.taskPlaceMany(items, now)));
-      }
-      for (const e of wave) {
-        if (!e.ordered || e.key === null) continue;
-        const head = await this.q.taskKeyNext(e.lambda, e.key);
-        if (head) await this.replace([head], gate, { from: null, hold: 'key' });
-      }
-      wave = next;
-    }
-  }
-
-  private noteCheck(p: { state: TaskState; nextCheckAt: number | null }): void {
+  /** Notes a next check set on a waiting task, so the scheduler wakes in time. */
+  noteCheck(p: { state: TaskState; nextCheckAt: number | null }): void {
     if (p.nextCheckAt !== null && !isTerminal(p.state) && p.state !== 'ENQUEUED')
       this.earliestCheck = Math.min(this.earliestCheck, p.nextCheckAt);
+  }
+
+  now(): number {
+    return this.ctx.clock.now();
   }
 
   private async mustGet(id: string): Promise<TaskRow> {
@@ -539,77 +359,3 @@ const LOST_LEASE = JSON.stringify({
   message: 'the attempt lost its lease: no heartbeat or outcome arrived before it expired (worker gone, stalled or cut off)',
   name: 'LeaseExpired',
 });
-
-function placeFields(p: Placement, now: number): Omit<PlaceItem, 'id' | 'from' | 'fromHold'> {
-  return {
-    state: p.state,
-    hold: p.hold,
-    nextCheckAt: p.nextCheckAt,
-    reason: p.reason,
-    finishedAt: isTerminal(p.state) ? now : null,
-  };
-}
-
-function insertRowOf(t: NewTask, p: Placement, depsPending: number, now: number): InsertRow {
-  return {
-    id: t.id,
-    lambda: t.lambda,
-    collection: t.collection,
-    state: p.state,
-    payload: t.payload,
-    priority: t.priority,
-    runAt: t.runAt,
-    key: t.key,
-    ordered: t.ordered,
-    idempotencyKey: t.idempotencyKey,
-    maxAttempts: t.maxAttempts,
-    timeoutMs: t.timeoutMs,
-    reason: p.reason,
-    hold: p.hold,
-    depsPending,
-    nextCheckAt: p.nextCheckAt,
-    finishedAt: isTerminal(p.state) ? now : null,
-    now,
-  };
-}
-
-/** The row as the store now holds it, without reading it back. */
-function taskRowOf(r: InsertRow): TaskRow {
-  return {
-    id: r.id,
-    lambda: r.lambda,
-    collection: r.collection,
-    state: r.state,
-    payload: r.payload,
-    priority: r.priority,
-    runAt: r.runAt,
-    key: r.key,
-    ordered: r.ordered,
-    idempotencyKey: r.idempotencyKey,
-    attempt: 0,
-    tries: 0,
-    maxAttempts: r.maxAttempts,
-    timeoutMs: r.timeoutMs,
-    result: null,
-    error: null,
-    reason: r.reason,
-    hold: r.hold,
-    depsPending: r.depsPending,
-    createdAt: r.now,
-    updatedAt: r.now,
-    nextCheckAt: r.nextCheckAt,
-    workerId: null,
-    startedAt: null,
-    finishedAt: r.finishedAt,
-  };
-}
-
-function unique<T>(values: Array<T | null>): T[] {
-  return [...new Set(values.filter((v): v is T => v !== null))];
-}
-
-function uniqueBy<T>(values: T[], keyOf: (v: T) => string): T[] {
-  const seen = new Map<string, T>();
-  for (const v of values) if (!seen.has(keyOf(v))) seen.set(keyOf(v), v);
-  return [...seen.values()];
-}

@@ -120,8 +120,8 @@ export class Controller {
       this.log.warn({ running: this.running.size }, 'grace period over; aborting running attempts');
       for (const a of this.running.values()) a.abort(new AttemptAborted('shutdown', 'the worker is shutting down'));
       // Handlers that honour the signal end now; give their outcomes a moment to be reported.
-      const until = Date.now() + 1000;
-      while (this.running.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+      const until = this.clock.now() + 1000;
+      while (this.running.size > 0 && this.clock.now() < until) await new Promise((r) => setTimeout(r, 10));
     }
     this.flush();
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);

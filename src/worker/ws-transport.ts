@@ -1,4 +1,5 @@
 import WebSocket from 'ws';
+import { systemRandom } from '../clock.js';
 import type { Logger } from '../log.js';
 import { workerFrameJson } from '../protocol/codec.js';
 import type { ServerFrame, WorkerFrame } from '../protocol/frames.js';
@@ -108,7 +109,7 @@ export class WsTransport implements WorkerTransport {
     const min = this.opts.reconnectMinMs ?? 100;
     const max = this.opts.reconnectMaxMs ?? 5000;
     const base = Math.min(max, min * 2 ** this.attempt++);
-    const delay = base / 2 + (Math.random() * base) / 2;
+    const delay = base / 2 + (systemRandom.float() * base) / 2;
     this.timer = setTimeout(() => this.open(), delay);
   }
 }

@@ -27,14 +27,15 @@ export async function workerRoutes(app: FastifyInstance, engine: Engine): Promis
         close: (code, reason) => socket.close(code, reason),
       };
       const side = engine.connectWorker(link);
-      let lastFrameAt = Date.now();
+      const clock = engine.config.clock;
+      let lastFrameAt = clock.now();
       const idleMs = engine.config.heartbeatMs * 3 + 1000;
       const watchdog = setInterval(() => {
-        if (Date.now() - lastFrameAt > idleMs) socket.terminate();
+        if (clock.now() - lastFrameAt > idleMs) socket.terminate();
       }, engine.config.heartbeatMs);
       watchdog.unref();
       socket.on('message', (data, isBinary) => {
-        lastFrameAt = Date.now();
+        lastFrameAt = clock.now();
         try {
           if (isBinary) throw new ConveyorError('validation_failed', 'frames are JSON text, not binary');
           side.onFrame(parseWorkerFrame(data.toString()));

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { systemClock } from '../../clock.js';
 import type { Gate } from '../../core/gate.js';
 import { WHOLE_LAMBDA } from '../../core/gate.js';
 import type { AttemptRow, TaskRow } from '../../core/task.js';
@@ -26,6 +27,9 @@ export interface SqliteOptions {
 }
 
 type Stmt = Database.Statement;
+
+/** The states the partial index tasks_failed holds (migration 0001). */
+const FAILED_INDEX_STATES = new Set<TaskState>(['FATAL_FAILURE', 'RETRIABLE_FAILURE', 'CANCELLED']);
 
 /**
  * The embedded store on one SQLite file (better-sqlite3, WAL). better-sqlite3 is synchronous:
@@ -159,7 +163,7 @@ export class SqliteDriver implements Driver {
           this.db.exec(m.sql);
           this.db
             .prepare('INSERT INTO conveyor_migrations (version, name, applied_at) VALUES (?, ?, ?)')
-            .run(m.version, m.name, Date.now());
+            .run(m.version, m.name, systemClock.now());
           applied.push(`${String(m.version).padStart(4, '0')}_${m.name}`);
         }
         this.db.exec('COMMIT');
@@ -369,7 +373,7 @@ function sqliteQueries(d: SqliteDriver): Queries {
       return r ? taskOf(r) : null;
     },
     async taskList(p) {
-      const failed = p.state === 'FATAL_FAILURE' || p.state === 'RETRIABLE_FAILURE' || p.state === 'CANCELLED';
+      const failed = p.state !== undefined && FAILED_INDEX_STATES.has(p.state);
       const name = p.key ? 'taskListByKey' : p.lambda ? 'taskListByLambda' : failed ? 'taskListFailed' : 'taskList';
       return all(name, {
         lambda: p.lambda ?? null,
