@@ -28,5 +28,7 @@ export interface DriverOptions {
 export async function openDriver(store: string, opts: DriverOptions): Promise<Driver> {
   const loc = parseStoreLocation(store);
   if (loc.dialect === 'sqlite') return new SqliteDriver({ path: loc.path, synchronous: opts.synchronous });
-  throw new ConveyorError('validation_failed', 'the PostgreSQL store is not built yet');
+  // Loaded on demand: a SQLite user never loads the PostgreSQL client.
+  const { PostgresDriver } = await import('./postgres/postgres-driver.js');
+  return new PostgresDriver({ url: loc.url });
 }

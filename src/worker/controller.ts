@@ -168,6 +168,10 @@ export class Controller {
         this.onAck(f.seq, f.lost);
         return;
       case 'refused':
+        this.log.warn(
+          { attempts: f.items.slice(0, 10) },
+          `the server refused reports on ${f.items.length} attempts this worker no longer holds (lease expired or moved on)`,
+        );
         this.forsake(f.items);
         return;
       case 'gates':

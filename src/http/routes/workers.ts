@@ -13,7 +13,7 @@ const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 /**
  * The worker protocol endpoint (docs/protocol.md): one WebSocket per worker, JSON frames.
  * The bearer token is checked on the upgrade request like any /v1 route. A connection that
- * sends nothing for three heartbeat intervals is closed (its leases expire on their own).
+ * sends nothing for two lease periods is closed (its leases have expired by then).
  */
 export async function workerRoutes(app: FastifyInstance, engine: Engine): Promise<void> {
   await app.register(websocket, { options: { maxPayload: MAX_FRAME_BYTES } });
@@ -29,7 +29,9 @@ export async function workerRoutes(app: FastifyInstance, engine: Engine): Promis
       const side = engine.connectWorker(link);
       const clock = engine.config.clock;
       let lastFrameAt = clock.now();
-      const idleMs = engine.config.heartbeatMs * 3 + 1000;
+      // Longer than a lease: a worker that stalled past its lease (GC, a frozen VM) still gets its
+      // late reports to the server, which refuses them by name instead of losing them in a reset.
+      const idleMs = Math.max(engine.config.heartbeatMs * 3, engine.config.leaseMs * 2) + 1000;
       const watchdog = setInterval(() => {
         if (clock.now() - lastFrameAt > idleMs) socket.terminate();
       }, engine.config.heartbeatMs);

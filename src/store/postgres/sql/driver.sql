@@ -1,0 +1,47 @@
+-- The driver's own statements (transactions, durability, migrations), not queries of the
+-- Queries interface: each dialect does these its own way (SQLite with pragmas and BEGIN
+-- IMMEDIATE), so test/store/sql-names.test.ts leaves this file out of its comparison.
+
+-- name: ping
+SELECT 1;
+
+-- name: txAsyncCommit
+-- SET LOCAL as a function call, so it can be a prepared statement: this transaction's COMMIT
+-- returns without waiting for the WAL flush (see PostgresDriver.transaction).
+SELECT set_config('synchronous_commit', 'off', true);
+
+-- name: walFlush
+-- A WAL record in its own transaction: its COMMIT (synchronous_commit on) waits until the WAL
+-- is flushed up to it, and so past every commit before it. A transaction that wrote no WAL of
+-- its own (SELECT pg_current_xact_id(), for one) commits without a flush, so that shortcut
+-- would not do. pg_logical_emit_message is executable by every role and needs no table.
+SELECT pg_logical_emit_message(true, 'conveyor.durable', '') AS lsn;
+
+-- name: migrationLock
+-- $1 lock name. Held until the migrating transaction ends: servers starting together apply
+-- each migration once, and one schema's migration does not wait for another's.
+SELECT pg_advisory_xact_lock(hashtext($1::text));
+
+-- name: schemaCreateStatement
+-- $1 schema. Identifiers cannot be bind parameters: format's %I quotes the name for the
+-- CREATE SCHEMA the driver runs next.
+SELECT format('CREATE SCHEMA IF NOT EXISTS %I', $1::text) AS ddl;
+
+-- name: migrationTable
+CREATE TABLE IF NOT EXISTS conveyor_migrations (
+  version    INTEGER PRIMARY KEY,
+  name       TEXT   NOT NULL,
+  applied_at BIGINT NOT NULL
+);
+
+-- name: migrationList
+SELECT version FROM conveyor_migrations;
+
+-- name: migrationRecord
+-- $1 version, $2 name
+INSERT INTO conveyor_migrations (version, name, applied_at)
+VALUES ($1::int, $2::text, (extract(epoch FROM clock_timestamp()) * 1000)::bigint);
+
+-- name: schemaDropStatement
+-- $1 schema. For tests and benchmarks that give each run a schema of its own.
+SELECT format('DROP SCHEMA IF EXISTS %I CASCADE', $1::text) AS ddl;
