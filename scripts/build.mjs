@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const src = join(root, 'src');
 const dist = join(root, 'dist');
-const ASSET = /\.(sql|html|css|js|svg|png|ico)$/;
+const ASSET = /\.(sql|html|css|js|mjs|svg|png|ico)$/;
 
 rmSync(dist, { recursive: true, force: true });
 const tsc = join(root, 'node_modules', '.bin', 'tsc');

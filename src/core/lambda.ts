@@ -68,6 +68,13 @@ export interface LambdaSettings {
 export interface LambdaDefinition<P = any, R = any> extends LambdaSettings {
   name: string;
   handler: Handler<P, R>;
+  /**
+   * The module file this lambda is exported from. Isolated lambdas (`isolation: 'thread' |
+   * 'process'`) load it again in their thread or process; the lambda loader sets it.
+   */
+  module?: string;
+  /** Heap limit of an isolated lambda's thread or process, in MiB. @default Node's default */
+  memoryMb?: number;
 }
 
 /** Only adds types; a lambda module may export plain objects instead. */

@@ -15,6 +15,7 @@ import {
 } from '../protocol/frames.js';
 import type { WorkerTransport } from '../protocol/transport.js';
 import { AttemptAborted, type AttemptOutcome, RunningAttempt } from './executor.js';
+import { IsolateHost } from './isolation/host.js';
 import { PriorityBuffer } from './priority-buffer.js';
 
 /**
@@ -53,6 +54,8 @@ const refKey = (r: AttemptRef) => `${r.id}:${r.attempt}`;
 export class Controller {
   readonly workerId: string;
   private readonly defs = new Map<string, LambdaDefinition>();
+  /** Lambdas that run in their own thread or process. */
+  private readonly isolates = new Map<string, IsolateHost>();
   private readonly configs: LambdaConfig[];
   private readonly capacity: number;
   private readonly buffer = new PriorityBuffer<TaskFrame>();
@@ -90,6 +93,14 @@ export class Controller {
     for (const l of lambdas) {
       if (this.defs.has(l.name)) throw new TypeError(`lambda "${l.name}" is defined twice`);
       this.defs.set(l.name, l);
+      const isolation = l.isolation ?? 'inline';
+      if (isolation === 'inline') continue;
+      if (!l.module) {
+        throw new TypeError(
+          `lambda "${l.name}": isolation '${isolation}' loads the lambda again in its own ${isolation}, so it must come from a module file (--lambdas FILE, or set module: '/path/to/lambdas.mjs')`,
+        );
+      }
+      this.isolates.set(l.name, new IsolateHost({ module: l.module, lambda: l.name }, { kind: isolation, log, memoryMb: l.memoryMb }));
     }
     this.configs = lambdas.map(lambdaConfigOf);
     this.capacity = cfg.concurrency + cfg.prefetch;
@@ -129,6 +140,7 @@ export class Controller {
     this.mode = 'stopped';
     if (this.up) this.transport.send({ type: 'bye' });
     await this.transport.close();
+    await Promise.all([...this.isolates.values()].map((h) => h.close()));
   }
 
   private onLink(state: 'up' | 'down'): void {
@@ -214,6 +226,7 @@ export class Controller {
     const key = refKey(t);
     this.busySlots++;
     this.runningByLambda.set(t.lambda, (this.runningByLambda.get(t.lambda) ?? 0) + 1);
+    const isolate = this.isolates.get(t.lambda);
     const attempt = new RunningAttempt(def, t, {
       clock: this.clock,
       log: this.taskLogger(t),
@@ -222,6 +235,7 @@ export class Controller {
       timeoutGraceMs: this.limits.timeoutGraceMs,
       onOutcome: (a, o) => this.finish(a, o),
       onSettled: (a) => this.settled(a),
+      invoke: isolate ? (frame, ctx) => isolate.run(frame, ctx) : undefined,
     });
     this.running.set(key, attempt);
     this.started.set(key, { id: t.id, attempt: t.attempt, at: attempt.startedAt });

@@ -3,6 +3,7 @@ import type { LambdaDefinition, TaskContext, TaskLogger } from '../core/lambda.j
 import { type TaskError, taskErrorOf } from '../core/task.js';
 import { isFatal, RetryAfter } from '../errors.js';
 import type { FailedItem, TaskFrame } from '../protocol/frames.js';
+import { IsolatedResult } from './isolation/host.js';
 
 /** How one attempt ended, as the worker reports it. */
 export type AttemptOutcome =
@@ -31,6 +32,8 @@ export interface ExecutorDeps {
   onOutcome(a: RunningAttempt, o: AttemptOutcome): void;
   /** The handler itself returned; its slot is free from now on. Called once, after onOutcome. */
   onSettled(a: RunningAttempt): void;
+  /** Runs the handler somewhere else (an isolated thread or process); default: here. */
+  invoke?(frame: TaskFrame, ctx: TaskContext): unknown;
 }
 
 /**
@@ -60,7 +63,8 @@ export class RunningAttempt {
   start(): void {
     let result: unknown;
     try {
-      result = this.def.handler(this.frame.payload, this.context());
+      const ctx = this.context();
+      result = this.deps.invoke ? this.deps.invoke(this.frame, ctx) : this.def.handler(this.frame.payload, ctx);
     } catch (err) {
       queueMicrotask(() => this.end(failed(err, this.abortReason())));
       return;
@@ -138,7 +142,7 @@ export class RunningAttempt {
 function succeeded(result: unknown, maxResultBytes: number): AttemptOutcome {
   let json: string | undefined;
   try {
-    json = JSON.stringify(result === undefined ? null : result);
+    json = result instanceof IsolatedResult ? result.json : JSON.stringify(result === undefined ? null : result);
   } catch (err) {
     return {
       kind: 'fatal',
@@ -157,7 +161,7 @@ function succeeded(result: unknown, maxResultBytes: number): AttemptOutcome {
       error: taskErrorOf(new Error(`the handler returned ${json.length} bytes of JSON, above the limit of ${maxResultBytes}`)),
     };
   }
-  return { kind: 'done', resultJson: json, result };
+  return { kind: 'done', resultJson: json, result: result instanceof IsolatedResult ? JSON.parse(json) : result };
 }
 
 function failed(err: unknown, abortReason: unknown): AttemptOutcome {

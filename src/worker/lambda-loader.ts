@@ -23,7 +23,7 @@ export async function loadLambdaModules(files: string[]): Promise<LambdaDefiniti
       const other = seen.get(l.name);
       if (other) throw new Error(`lambda "${l.name}" is defined in both ${other} and ${file}`);
       seen.set(l.name, file);
-      out.push(l);
+      out.push(l.module ? l : { ...l, module: path });
     }
   }
   return out;

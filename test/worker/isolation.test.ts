@@ -1,0 +1,66 @@
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { loadLambdaModules } from '../../src/worker/lambda-loader.js';
+import { startConveyor } from '../helpers.js';
+
+const FIXTURE = fileURLToPath(new URL('./fixtures/isolated.mjs', import.meta.url));
+
+for (const kind of ['process', 'thread'] as const) {
+  describe(`isolation: '${kind}'`, () => {
+    async function setup() {
+      const isolated = (await loadLambdaModules([FIXTURE])).map((l) => ({ ...l, isolation: kind }));
+      let inlineRuns = 0;
+      const c = await startConveyor({
+        concurrency: 8,
+        lambdas: [...isolated, { name: 'inline', handler: async () => ++inlineRuns }],
+      });
+      return { c, inlineRuns: () => inlineRuns };
+    }
+
+    it('runs a handler in its own pid (process) or thread, with heartbeat and result', async () => {
+      const { c } = await setup();
+      const t = await c.waitFor((await c.submit('fine', { a: 1 })).id);
+      expect(t.state).toBe('SUCCESS');
+      expect(t.result).toMatchObject({ echo: { a: 1 } });
+      const pid = (t.result as { pid: number }).pid;
+      if (kind === 'process') expect(pid).not.toBe(process.pid);
+      else expect(pid).toBe(process.pid);
+      const f = await c.waitFor((await c.submit('fails-isolated')).id);
+      expect(f.state).toBe('FATAL_FAILURE');
+      expect(f.error?.message).toBe('bad input');
+    });
+
+    it('turns process.exit, an uncaught async throw and running out of memory into failed attempts, and the worker goes on', async () => {
+      const { c, inlineRuns } = await setup();
+      const bad = await Promise.all([c.submit('exits'), c.submit('throws-later'), c.submit('eats-memory')]);
+      const good = await Promise.all(Array.from({ length: 20 }, () => c.submit('inline')));
+      for (const t of bad) {
+        const done = await c.waitFor(t.id, { timeoutMs: 60_000 });
+        expect(done.state).toBe('FATAL_FAILURE');
+        expect(done.attempts?.every((a) => a.outcome === 'error')).toBe(true);
+        expect(done.error?.message).toMatch(/isolated .* died|exited|memory|thrown from a timer/i);
+      }
+      expect(bad.length).toBe(3);
+      for (const t of good) expect((await c.waitFor(t.id)).state).toBe('SUCCESS');
+      expect(inlineRuns()).toBe(20);
+      // the isolates restart: the lambda still works after its crashes
+      expect((await c.waitFor((await c.submit('fine', 2)).id)).state).toBe('SUCCESS');
+    }, 90_000);
+
+    it('kills an isolate whose handler ignores the abort at its timeout', async () => {
+      const { c } = await setup();
+      const t = await c.waitFor((await c.submit('ignores-abort')).id, { timeoutMs: 20_000 });
+      expect(t.state).toBe('FATAL_FAILURE');
+      expect(t.attempts?.[0].outcome).toBe('timeout');
+      expect((await c.waitFor((await c.submit('fine', 3)).id)).state).toBe('SUCCESS');
+    }, 30_000);
+  });
+}
+
+describe('isolation settings', () => {
+  it('refuses an isolated lambda that does not come from a module file', async () => {
+    await expect(startConveyor({ lambdas: [{ name: 'x', isolation: 'process', handler: () => 1 }] })).rejects.toThrow(
+      /must come from a module file/,
+    );
+  });
+});
