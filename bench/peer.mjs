@@ -64,7 +64,10 @@ async function parentMain() {
   const dir = mkdtempSync(join(tmpdir(), 'conveyor-bench-'));
   const store = ctx.backend === 'postgres' ? pgStoreUrl() : join(dir, 'bench.db');
   const settings = {
-    store: ctx.backend === 'postgres' ? 'postgres (schema per run)' : 'sqlite file, WAL, synchronous=FULL (group commit)',
+    store:
+      ctx.backend === 'postgres'
+        ? 'postgres (schema per run, synchronous_commit on for submits and claims, off for worker reports)'
+        : 'sqlite file, WAL, synchronous=FULL for submits and claims (group commit)',
     worker: { concurrency: ctx.concurrency, prefetch },
     transport: 'worker protocol over WebSocket (separate process)',
   };
@@ -76,6 +79,11 @@ async function parentMain() {
     } catch {}
     await conveyor?.close().catch(() => {});
     rmSync(dir, { recursive: true, force: true });
+    if (ctx.backend === 'postgres') {
+      // A fresh schema per run, dropped afterwards (the peers do the same with theirs).
+      const { dropSchema } = await import(new URL('../dist/store/postgres/postgres-driver.js', import.meta.url).href);
+      await dropSchema(store, new URL(store).searchParams.get('search_path')).catch((e) => log('drop schema:', e.message));
+    }
   };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'])
     process.once(sig, async () => {
@@ -323,15 +331,19 @@ async function workerMain() {
   let reachedSent = false;
   const stamps = ctx.workload === 'latency' ? new Map() : null;
   const { writeFile } = await import('node:fs/promises');
-  const handler = async (data) => {
+  // Ingest payloads are the clients' items as sent, and every request repeats the same `i`s:
+  // there a job is a task, so completions are counted and files named by task id.
+  const jobOf = ctx.workload === 'ingest' ? (_data, tctx) => tctx.task.id : (data) => data.i;
+  const handler = async (data, tctx) => {
     const t = now();
     inFlight++;
     if (inFlight > maxInFlight) maxInFlight = inFlight;
     try {
-      if (stamps && !stamps.has(data.i)) stamps.set(data.i, t);
-      if (ctx.bucket) await writeFile(join(ctx.bucket, `${data.i}.json`), JSON.stringify(data.p ?? data));
-      const c = counts.get(data.i) ?? 0;
-      counts.set(data.i, c + 1);
+      const job = jobOf(data, tctx);
+      if (stamps && !stamps.has(job)) stamps.set(job, t);
+      if (ctx.bucket) await writeFile(join(ctx.bucket, `${job}.json`), JSON.stringify(data.p ?? data));
+      const c = counts.get(job) ?? 0;
+      counts.set(job, c + 1);
       if (c === 0) {
         done++;
         if (done >= target && !reachedSent) {

@@ -6,4 +6,10 @@ export type { SubmitInput } from './core/submit.js';
 export type { AttemptView, TaskError, TaskView } from './core/task.js';
 export type { TaskState } from './core/task-state.js';
 export { ConveyorError, type ErrorCode, FatalError, RetryAfter, retryAfter } from './errors.js';
+export {
+  type EnqueueInput,
+  type EnqueueOptions,
+  enqueueInTransaction,
+  type SqlTransaction,
+} from './store/postgres/transactional-enqueue.js';
 export { type RemoteWorkerOptions, Worker } from './worker/worker.js';

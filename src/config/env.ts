@@ -17,6 +17,9 @@ const NUMERIC: Array<keyof ServerOptions> = [
   'batchMax',
   'maxPendingWrites',
   'claimBatchMax',
+  'maxQueue',
+  'ingestWriters',
+  'pgPool',
 ];
 
 export const envName = (option: string) => `CONVEYOR_${option.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;

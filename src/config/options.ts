@@ -31,8 +31,20 @@ export interface ServerOptions {
   maxPendingWrites?: number;
   /** Most tasks one claim hands to one worker. @default 500 */
   claimBatchMax?: number;
+  /**
+   * Most ingested payloads (POST /v1/ingest/:lambda) accepted but not yet committed; a request
+   * that would go past it gets 429 queue_full at once. @default 10000
+   */
+  maxQueue?: number;
+  /** Batch writers draining the ingest queue, each inserting one batch per group commit. @default 2 */
+  ingestWriters?: number;
   /** SQLite: `full` survives power loss, `normal` survives a killed process. @default 'full' */
   synchronous?: 'full' | 'normal';
+  /**
+   * PostgreSQL: most connections this process opens (its pool), besides one for LISTEN; the
+   * reason for the default is at DEFAULT_POOL in store/postgres/postgres-driver.ts. @default 10
+   */
+  pgPool?: number;
   /** Time source (tests pin it). */
   clock?: Clock;
   /** Random source (tests make jitter repeatable). */
@@ -53,12 +65,24 @@ const SERVER_DEFAULTS = {
   batchMax: 1000,
   maxPendingWrites: 100_000,
   claimBatchMax: 500,
+  // 10,000 payloads: about 0.1 s of what the writers commit on the reference machine (~100k
+  // rows/s), so a full queue adds at most that much wait; a few MB of 100-byte payloads with
+  // their rows; 15 times the 640 payloads the ingest bench keeps in flight. Far smaller queues
+  // cap throughput: a loop turn then takes at most maxQueue payloads (200 let 1,000 busy
+  // connections through at 160 requests/s).
+  maxQueue: 10_000,
+  // 2: one writer's batch waits for its commit while the other takes what arrived meanwhile.
+  // The group commit runs one flush at a time on any store, so more writers only split the same
+  // rows into smaller batches (4 made batches half as big for no gain on the bench machine).
+  ingestWriters: 2,
   synchronous: 'full' as const,
+  pgPool: 10,
 };
 
 type Rule = [min: number, max: number];
 // Bounds and their reasons: timers above 2^31-1 ms fire at once in Node; a lease must outlive
-// three heartbeats (ATF); claim batches past 10k make one transaction hold the store too long.
+// three heartbeats (ATF); claim batches past 10k make one transaction hold the store too long;
+// each ingest writer holds a batch in flight, and past 64 they only queue for the same store.
 const MS_MAX = 2 ** 31 - 1;
 const SERVER_RULES: Record<string, Rule> = {
   leaseMs: [100, MS_MAX],
@@ -72,6 +96,9 @@ const SERVER_RULES: Record<string, Rule> = {
   batchMax: [1, 100_000],
   maxPendingWrites: [1, 10_000_000],
   claimBatchMax: [1, 10_000],
+  maxQueue: [1, 10_000_000],
+  ingestWriters: [1, 64],
+  pgPool: [1, 1000],
 };
 
 /** Applies defaults and checks every option once; the result is frozen. */

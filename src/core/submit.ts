@@ -78,7 +78,8 @@ export function checkSubmitShape(input: unknown, where = ''): asserts input is S
 // Accept what people write: full ISO 8601 with a time zone, or a plain date (UTC midnight).
 const ISO = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2}))?$/i;
 
-function runAtOf(input: SubmitInput, now: number, where: string): number {
+/** The time a submit asks for, in epoch ms (now when it gives none); throws validation_failed. */
+export function runAtOf(input: SubmitInput, now: number, where: string): number {
   if (input.runAt !== undefined && input.delayMs !== undefined) {
     throw new ConveyorError('validation_failed', `${where}give either runAt or delayMs, not both`);
   }
@@ -97,6 +98,24 @@ function runAtOf(input: SubmitInput, now: number, where: string): number {
   return ms;
 }
 
+/** The payload as JSON text; a payload that cannot be stored is a validation error, never a crash. */
+function payloadJson(payload: unknown, where: string): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(payload === undefined ? null : payload);
+  } catch (err) {
+    // JSON.stringify recurses: a payload nested some thousands of levels deep (which
+    // JSON.parse, iterative, accepted) overflows the stack; a cycle or a BigInt throws too.
+    const deep = err instanceof RangeError && /call stack/i.test(err.message);
+    throw new ConveyorError(
+      'validation_failed',
+      `${where}payload ${deep ? 'is nested too deeply to store' : `is not JSON-serialisable (${(err as Error).message})`}`,
+    );
+  }
+  if (text === undefined) throw new ConveyorError('validation_failed', `${where}payload is not JSON-serialisable`);
+  return text;
+}
+
 /**
  * Turns a checked submit into the row to insert, applying the lambda's defaults.
  * `payloadText` lets a caller that already has the payload's JSON text skip a stringify.
@@ -107,8 +126,7 @@ export function newTaskOf(
   ctx: { now: number; id: string; maxPayloadBytes: number; where?: string },
 ): NewTask {
   const where = ctx.where ?? '';
-  const payload = JSON.stringify(input.payload === undefined ? null : input.payload);
-  if (payload === undefined) throw new ConveyorError('validation_failed', `${where}payload is not JSON-serialisable`);
+  const payload = payloadJson(input.payload, where);
   if (payload.length > ctx.maxPayloadBytes) {
     throw new ConveyorError('validation_failed', `${where}payload is ${payload.length} bytes, above the limit of ${ctx.maxPayloadBytes}`);
   }

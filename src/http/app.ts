@@ -1,14 +1,18 @@
 import swagger from '@fastify/swagger';
+import websocket from '@fastify/websocket';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { dashboardRoutes } from '../dashboard/routes.js';
 import { ConveyorError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Engine } from '../server/engine.js';
 import { authHook } from './auth.js';
 import { errorHandler, sendError } from './errors.js';
 import { healthRoutes } from './routes/health.js';
+import { ingestRoutes } from './routes/ingest.js';
 import { lambdaRoutes } from './routes/lambdas.js';
+import { metricsRoutes } from './routes/metrics.js';
 import { taskRoutes } from './routes/tasks.js';
-import { workerRoutes } from './routes/workers.js';
+import { MAX_FRAME_BYTES, workerRoutes } from './routes/workers.js';
 import { validatorCompiler } from './validation.js';
 
 export interface HttpOptions {
@@ -40,6 +44,9 @@ export async function buildApp(engine: Engine, opts: HttpOptions): Promise<Fasti
   app.setNotFoundHandler((req, reply) =>
     sendError(reply, new ConveyorError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`)),
   );
+  // Before any route (its README): registered later, a refused upgrade request (401) left
+  // app.close() waiting for ever.
+  await app.register(websocket, { options: { maxPayload: MAX_FRAME_BYTES } });
   app.addHook('onRequest', authHook(opts.token));
   await app.register(swagger, {
     openapi: {
@@ -56,6 +63,9 @@ export async function buildApp(engine: Engine, opts: HttpOptions): Promise<Fasti
   taskRoutes(app, engine);
   lambdaRoutes(app, engine);
   await workerRoutes(app, engine);
+  await ingestRoutes(app, engine);
+  metricsRoutes(app, engine);
+  dashboardRoutes(app, engine);
   app.get('/v1/openapi.json', { schema: { hide: true } as never }, async () => app.swagger());
   return app;
 }

@@ -15,14 +15,19 @@ export function tokenMatches(expected: string, header: string | undefined): bool
   return timingSafeEqual(a, b);
 }
 
-/** Routes that stay open without a token: liveness for load balancers. */
-const OPEN = new Set(['/healthz']);
+/**
+ * Routes that stay open without a token: liveness for load balancers, and the dashboard's
+ * static shell (`/` and `/dashboard/*`: code and styles, no data; a browser cannot add a header
+ * to a page load, so the page asks for the token and sends it with every /v1 call it makes).
+ */
+const OPEN = new Set(['/healthz', '/']);
+const OPEN_PREFIX = '/dashboard/';
 
 export function authHook(token: string | undefined) {
   return async (req: FastifyRequest, reply: FastifyReply) => {
     if (!token) return;
     const path = req.url.split('?')[0];
-    if (OPEN.has(path)) return;
+    if (OPEN.has(path) || path.startsWith(OPEN_PREFIX)) return;
     if (tokenMatches(token, req.headers.authorization)) return;
     reply.header('www-authenticate', 'Bearer realm="conveyor"');
     return sendError(reply, new ConveyorError('unauthorized'));

@@ -99,6 +99,17 @@ export class Dispatcher {
     if (any) this.poke();
   }
 
+  /** Whether tasks of this lambda may still be ready (no claim for it came back short since it was marked). */
+  mayHaveReady(lambda: string): boolean {
+    return this.ready.has(lambda);
+  }
+
+  /** Whether a connected worker runs this lambda. */
+  serves(lambda: string): boolean {
+    for (const s of this.sessions.values()) if (s.lambdas.has(lambda)) return true;
+    return false;
+  }
+
   /** Whether a claim phase now would probably claim: a worker has credit and a lambda may have ready work. */
   mayClaim(): boolean {
     if (this.ready.size === 0) return false;

@@ -6,13 +6,15 @@ import { type GateMode, WHOLE_LAMBDA } from '../core/gate.js';
 import { IdGenerator, isId } from '../core/ids.js';
 import { type LambdaConfig, LIMITS } from '../core/lambda.js';
 import { checkSubmitShape, newTaskOf, type SubmitInput } from '../core/submit.js';
-import type { AttemptRow, ClaimedRow, TaskRow } from '../core/task.js';
+import type { AttemptRow, ClaimedRow, NewTask, TaskRow } from '../core/task.js';
 import { isTaskState, type TaskState } from '../core/task-state.js';
 import { ConveyorError } from '../errors.js';
+import { Ingest, payloadError } from '../ingest/ingest.js';
 import type { Logger } from '../log.js';
 import { type HelloFrame, PROTOCOL_VERSION, type WorkerFrame } from '../protocol/frames.js';
 import { openDriver } from '../store/open.js';
 import { type AttemptEnd, Store } from '../store/store.js';
+import { isUnavailable } from '../store/store-error.js';
 import { CronRole, checkCron } from './cron.js';
 import { Dispatcher, type Session, type WorkerLink } from './dispatcher.js';
 import { GateCache } from './gates.js';
@@ -20,6 +22,7 @@ import { GroupCommit } from './group-commit.js';
 import { Hsc } from './hsc.js';
 import { LambdaRegistry } from './lambda-registry.js';
 import { Scheduler } from './scheduler.js';
+import { Signals, signalHandlers } from './signals.js';
 import { SingletonDuty } from './singleton.js';
 
 export interface LambdaSummary {
@@ -71,11 +74,17 @@ export class Engine {
   readonly hsc: Hsc;
   readonly scheduler: Scheduler;
   readonly cron: CronRole;
+  /** Wake-ups from and to the other servers of the store (PostgreSQL LISTEN/NOTIFY). */
+  readonly signals: Signals;
+  /** The bounded intake queue and batch writers of POST /v1/ingest/:lambda. */
+  readonly ingest: Ingest;
   readonly events = new EventEmitter<EngineEvents>().setMaxListeners(0);
   private readonly ids: IdGenerator;
   private counts: { at: number; rows: Promise<Array<{ lambda: string; state: TaskState; count: number }>> } | null = null;
   private closing = false;
   private sessionSeq = 0;
+  /** Singleton duties this server may hold (released on close); [0] is the sweep. */
+  private readonly duties: SingletonDuty[] = [];
 
   private constructor(
     readonly config: ServerConfig,
@@ -101,7 +110,13 @@ export class Engine {
       this.store,
       { maxPending: config.maxPendingWrites, maxPerFlush: 1000 },
       {
-        beforeCommit: (ops) => this.dispatcher.claimPhase(ops),
+        beforeCommit: async (ops) => {
+          const fresh = this.signals.enabled && ops.enqueued.size ? [...ops.enqueued] : [];
+          const claimed = await this.dispatcher.claimPhase(ops);
+          const leftover = fresh.filter((l) => this.dispatcher.mayHaveReady(l));
+          await this.signals.beforeCommit(ops, leftover, this.duties[0].holding());
+          return claimed;
+        },
         afterCommit: (ops) => {
           const claimed = this.dispatcher.deliver(ops);
           if (claimed.length) this.events.emit('claimed', { rows: claimed, at: clock.now() });
@@ -111,14 +126,20 @@ export class Engine {
         },
         afterRollback: (ops, err) => {
           this.dispatcher.forget(ops);
-          this.log.warn({ err }, 'group commit rolled back; retrying its writes one by one');
+          if (isUnavailable(err)) this.log.warn({ err }, 'store unavailable: the writes of this flush failed');
+          else this.log.warn({ err }, 'group commit rolled back; retrying its writes one by one');
         },
       },
     );
+    this.ingest = new Ingest(this, { maxQueue: config.maxQueue, writers: config.ingestWriters, batchMax: config.batchMax });
     this.dispatcher.bind(() => this.commit.poke());
     this.commit.mayClaim = () => this.dispatcher.mayClaim();
     this.hsc = new Hsc(this.commit, this.dispatcher, this.gates, { leaseMs: config.leaseMs, maxResultBytes: config.maxPayloadBytes });
-    const duty = (name: string) => new SingletonDuty(this.store, clock, name, this.serverId, Math.max(config.leaseMs, 5000));
+    const duty = (name: string) => {
+      const d = new SingletonDuty(this.store, clock, name, this.serverId, Math.max(config.leaseMs, 5000));
+      this.duties.push(d);
+      return d;
+    };
     const rescueFrom = clock.now() + config.leaseMs;
     this.scheduler = new Scheduler(
       this.store,
@@ -129,7 +150,10 @@ export class Engine {
       log,
       { ...config, rescueFrom },
       {
-        tick: () => this.dispatcher.markReady(this.registry.all().map((l) => l.name)),
+        tick: () => {
+          this.dispatcher.markReady(this.registry.all().map((l) => l.name));
+          this.signals.tick();
+        },
       },
     );
     this.cron = new CronRole(
@@ -143,17 +167,21 @@ export class Engine {
       },
       { intervalMs: Math.min(config.sweepIntervalMs * 5, 5000), lookaheadMs: 60_000 },
     );
+    const { dispatcher, registry, gates, scheduler } = this;
+    const targets = { dispatcher, registry, gates, scheduler, sweep: this.duties[0], broadcastGates: () => this.broadcastGates() };
+    this.signals = new Signals(this.store, this.serverId, clock, log, signalHandlers(targets), { sweepIntervalMs: config.sweepIntervalMs });
   }
 
   /** Opens the store, applies migrations and loads what the server caches. Roles start with start(). */
   static async open(config: ServerConfig, log: Logger): Promise<Engine> {
-    const driver = await openDriver(config.store, { synchronous: config.synchronous });
+    const driver = await openDriver(config.store, { synchronous: config.synchronous, maxConnections: config.pgPool });
     const engine = new Engine(config, log, driver);
     try {
       const { applied } = await engine.store.migrate();
       if (applied.length) log.info({ applied }, 'store migrated');
       await engine.registry.load();
       await engine.gates.load();
+      await engine.signals.start();
     } catch (err) {
       await driver.close().catch(() => undefined);
       throw err;
@@ -169,7 +197,8 @@ export class Engine {
   /** Remembers lambdas (from configuration or a worker's hello). */
   async registerLambdas(configs: LambdaConfig[]): Promise<void> {
     for (const c of configs) if (c.cron) checkCron(c.name, c.cron);
-    await this.registry.register(configs);
+    if (await this.registry.register(configs))
+      await this.signals.send({ l: 1 }).catch((err) => this.log.warn({ err }, 'could not tell the other servers of new lambdas'));
   }
 
   /**
@@ -184,6 +213,7 @@ export class Engine {
         `a batch may hold ${this.config.batchMax} tasks (batchMax), this one holds ${inputs.length}`,
       );
     }
+    await this.registry.refreshIfUnknown(inputs.map((i) => i?.lambda));
     const now = this.config.clock.now();
     const tasks = inputs.map((input, i) => {
       const where = opts.batch ? `tasks[${i}].` : '';
@@ -193,6 +223,33 @@ export class Engine {
         throw new ConveyorError('unknown_lambda', `${where}lambda: no lambda named ${JSON.stringify(input.lambda)} is registered`);
       return newTaskOf(input, lambda, { now, id: this.ids.next(), maxPayloadBytes: this.config.maxPayloadBytes, where });
     });
+    return this.insertPrepared(tasks);
+  }
+
+  /**
+   * Ingestion's half of submit: tasks of one lambda for bare payloads (`data[i]` of POST
+   * /v1/ingest), checked and given ids now, without a schema check per payload (a payload may
+   * be any JSON). The intake queue's writers insert them later with insertPrepared.
+   */
+  prepareTasks(lambda: string, payloads: unknown[]): NewTask[] {
+    if (this.closing) throw new ConveyorError('shutting_down', 'the server is shutting down');
+    const config = this.registry.get(lambda);
+    if (!config) throw new ConveyorError('unknown_lambda', `no lambda named ${JSON.stringify(lambda)} is registered`);
+    const ctx = { now: this.config.clock.now(), id: '', maxPayloadBytes: this.config.maxPayloadBytes };
+    const tasks: NewTask[] = new Array(payloads.length);
+    for (let i = 0; i < payloads.length; i++) {
+      ctx.id = this.ids.next();
+      try {
+        tasks[i] = newTaskOf({ lambda, payload: payloads[i] }, config, ctx);
+      } catch (err) {
+        throw payloadError(err, i);
+      }
+    }
+    return tasks;
+  }
+
+  /** Inserts tasks made by newTaskOf in one group commit, all or nothing; resolves once they are durable. */
+  async insertPrepared(tasks: NewTask[]): Promise<Array<{ task: TaskRow; created: boolean }>> {
     const out = await this.commit.run(async (ops) => {
       const res = await ops.insert(tasks, this.gates.lookup);
       const bad = res.find((r): r is { error: ConveyorError } => 'error' in r);
@@ -202,7 +259,11 @@ export class Engine {
     if (this.events.listenerCount('submitted') > 0) {
       const byLambda = new Map<string, number>();
       for (const r of out) if (r.created) byLambda.set(r.task.lambda, (byLambda.get(r.task.lambda) ?? 0) + 1);
-      if (byLambda.size) this.events.emit('submitted', [...byLambda].map(([lambda, count]) => ({ lambda, count })));
+      if (byLambda.size)
+        this.events.emit(
+          'submitted',
+          [...byLambda].map(([lambda, count]) => ({ lambda, count })),
+        );
     }
     return out;
   }
@@ -252,7 +313,10 @@ export class Engine {
     if (collection.length > LIMITS.collectionLength)
       throw new ConveyorError('validation_failed', `collection is longer than ${LIMITS.collectionLength} characters`);
     const now = this.config.clock.now();
-    await this.commit.run((ops) => ops.q.gateSet({ lambda, collection, mode: opts.mode }, now));
+    await this.commit.run(async (ops) => {
+      await ops.q.gateSet({ lambda, collection, mode: opts.mode }, now);
+      this.signals.mark(ops, 'gates');
+    });
     await this.gates.load();
     this.broadcastGates();
     const sources: Array<'ready' | 'held'> = opts.mode === 'open' ? ['held'] : opts.mode === 'pause' ? ['ready'] : ['ready', 'held'];
@@ -367,6 +431,8 @@ export class Engine {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    await this.signals.close().catch(() => undefined);
+    await this.ingest.close();
     await this.scheduler.stop();
     await this.cron.stop();
     await this.commit.idle();
@@ -374,6 +440,9 @@ export class Engine {
       this.dispatcher.detach(s.id);
       s.link.close(1001, 'server shutting down');
     }
+    this.hsc.stop();
+    // Another server takes the sweep and cron now instead of when the leases run out.
+    await Promise.all(this.duties.map((d) => d.release().catch(() => undefined)));
     await this.store.close();
   }
 }

@@ -1,5 +1,6 @@
 import { ConveyorError } from '../errors.js';
 import type { Store, StoreOps } from '../store/store.js';
+import { isUnavailable } from '../store/store-error.js';
 
 type Op<T> = (ops: StoreOps) => Promise<T>;
 
@@ -32,7 +33,9 @@ export interface GroupCommitHooks {
  * Modes: idle -> scheduled (a flush is due on setImmediate) -> flushing (its transaction
  * runs; writes queued meanwhile wait for the next flush) -> syncing (committed, waiting for
  * the fsync; the next flush may already run) -> idle. If a flush fails, its writes are
- * retried one transaction each, so one bad write cannot fail its neighbours.
+ * retried one transaction each, so one bad write cannot fail its neighbours; unless the store
+ * is unavailable, which would fail each of them again: then they all fail at once (callers get
+ * 503 store_unavailable at once, instead of one connection attempt each in turn).
  */
 export class GroupCommit {
   private queue: Queued[] = [];
@@ -96,6 +99,13 @@ export class GroupCommit {
     this.scheduled = false;
     this.flushing = true;
     this.wanted = false;
+    if (this.queue.length === 0 && !this.mayClaim()) {
+      // A poke with nothing to write and no worker to claim for (e.g. another server's signal
+      // while every worker here is busy): no transaction at all.
+      this.flushing = false;
+      this.next();
+      return;
+    }
     const batch = this.queue.splice(0, this.opts.maxPerFlush);
     let committed: { out: unknown[]; ops: StoreOps } | null = null;
     let claimedIn: StoreOps | null = null;
@@ -115,7 +125,7 @@ export class GroupCommit {
     } catch (err) {
       this.hooks.afterRollback?.(claimedIn, err);
       this.flushing = false;
-      if (batch.length === 1) batch[0].reject(err);
+      if (batch.length === 1 || isUnavailable(err)) for (const item of batch) item.reject(err);
       else await this.runAlone(batch);
       this.next();
       return;

@@ -2,6 +2,7 @@ import { taskErrorOf } from '../core/task.js';
 import type { AttemptRef, HeartbeatFrame, ReportFrame } from '../protocol/frames.js';
 import type { StartItem } from '../store/driver.js';
 import type { FailReport, StoreOps, SuccessReport } from '../store/store.js';
+import { isUnavailable } from '../store/store-error.js';
 import type { Dispatcher, Session } from './dispatcher.js';
 import type { GateCache } from './gates.js';
 import type { GroupCommit } from './group-commit.js';
@@ -22,12 +23,28 @@ export interface HscCounters {
 
 type Tagged<T> = T & { session: Session };
 
+interface Reports {
+  started: Array<Tagged<StartItem>>;
+  done: Array<Tagged<SuccessReport>>;
+  failed: Array<Tagged<FailReport>>;
+  released: Array<Tagged<AttemptRef>>;
+}
+
+/**
+ * Wait before writing reports again after the store was unavailable. Reports wait in memory
+ * meanwhile: at most one start and one outcome per task a worker holds, and workers get no new
+ * tasks while the store is away, so they are bounded by the workers' credit.
+ */
+const RETRY_MS = 500;
+
 /**
  * The heartbeat-and-status controller (ATF's HSC): takes workers' reports (started, done,
  * failed, released) and heartbeats, and writes them in batches through the group commit.
  * Every write is fenced by attempt, so a report from a worker that lost its lease is refused
  * and the worker is told to stop that attempt. A task whose start and outcome arrive in the
- * same batch is written once (the start time travels with the outcome).
+ * same batch is written once (the start time travels with the outcome). If the store is
+ * unavailable, the reports go back in line and are written once it answers again (fencing
+ * makes a late write safe); a worker's outcome then saves a re-run.
  */
 export class Hsc {
   private started: Array<Tagged<StartItem>> = [];
@@ -35,6 +52,8 @@ export class Hsc {
   private failed: Array<Tagged<FailReport>> = [];
   private released: Array<Tagged<AttemptRef>> = [];
   private queued = false;
+  private retry: NodeJS.Timeout | null = null;
+  private stopped = false;
   readonly counters: HscCounters = { succeeded: 0, failed: 0, refused: 0 };
 
   constructor(
@@ -71,19 +90,52 @@ export class Hsc {
     const finished = (f.done?.length ?? 0) + (f.failed?.length ?? 0) + (f.released?.length ?? 0);
     session.outstanding = Math.max(0, session.outstanding - finished);
     if (f.credit) this.dispatcher.grant(session, f.credit);
-    if (!this.queued && this.started.length + this.done.length + this.failed.length + this.released.length > 0) {
-      this.queued = true;
-      this.commit
-        // Not waiting for the fsync: a report lost to a power cut only re-runs work (docs/durability.md).
-        .run((ops) => this.apply(ops), { durable: false })
-        .then(
-          (refused) => this.refuse(refused),
-          () => {
-            // The write failed (store down): the attempts keep their leases until they expire,
-            // then the sweep re-runs them; the workers' heartbeats will tell them.
-          },
-        );
-    }
+    this.flush();
+  }
+
+  /** Stops retrying reports (the server is closing). */
+  stop(): void {
+    this.stopped = true;
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
+  }
+
+  /** Queues one write of every pending report into the next group commit. */
+  private flush(): void {
+    if (this.queued || this.retry || this.stopped) return;
+    if (this.started.length + this.done.length + this.failed.length + this.released.length === 0) return;
+    this.queued = true;
+    let taken: Reports | null = null;
+    this.commit
+      // Not waiting for the fsync: a report lost to a power cut only re-runs work (docs/durability.md).
+      .run(
+        (ops) => {
+          // Once: if the group commit re-runs this write alone after a failed flush, it writes
+          // the same reports again.
+          taken ??= this.take();
+          return this.apply(ops, taken);
+        },
+        { durable: false },
+      )
+      .then(
+        (refused) => this.refuse(refused),
+        (err: unknown) => {
+          if (taken === null) {
+            // Failed before apply ran (write queue full, no connection): the reports are still
+            // pending and no write is queued for them.
+            this.queued = false;
+          } else if (isUnavailable(err)) {
+            this.putBack(taken);
+          } else {
+            return; // a report the store refused: those leases expire and the sweep re-runs the tasks
+          }
+          this.retry = setTimeout(() => {
+            this.retry = null;
+            this.flush();
+          }, RETRY_MS);
+          this.retry.unref?.();
+        },
+      );
   }
 
   /** Renews the leases a worker holds and tells it which it lost. */
@@ -95,17 +147,26 @@ export class Hsc {
       });
   }
 
-  private async apply(ops: StoreOps): Promise<Array<Tagged<AttemptRef>>> {
+  /** Takes every pending report; reports arriving from now on queue the next write. */
+  private take(): Reports {
     this.queued = false;
-    const started = this.started;
-    const done = this.done;
-    const failed = this.failed;
-    const released = this.released;
+    const out = { started: this.started, done: this.done, failed: this.failed, released: this.released };
     this.started = [];
     this.done = [];
     this.failed = [];
     this.released = [];
+    return out;
+  }
 
+  /** Puts reports whose write failed back in front of those that arrived since. */
+  private putBack(r: Reports): void {
+    this.started = r.started.concat(this.started);
+    this.done = r.done.concat(this.done);
+    this.failed = r.failed.concat(this.failed);
+    this.released = r.released.concat(this.released);
+  }
+
+  private async apply(ops: StoreOps, { started, done, failed, released }: Reports): Promise<Array<Tagged<AttemptRef>>> {
     const ending = new Set([...done, ...failed].map((x) => `${x.id}:${x.attempt}`));
     const starts = started.filter((s) => !ending.has(`${s.id}:${s.attempt}`));
     const refused: Array<Tagged<AttemptRef>> = [];

@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { Store, SweepResult } from '../store/store.js';
+import { isUnavailable } from '../store/store-error.js';
 import type { GateCache } from './gates.js';
 import type { GroupCommit } from './group-commit.js';
 import type { SingletonDuty } from './singleton.js';
@@ -15,6 +16,12 @@ export interface SchedulerOptions {
    * by the outage stops within three heartbeats, well inside that period.
    */
   rescueFrom: number;
+  /**
+   * After the store was unavailable, no lease is rescued for this long either: renewals that
+   * the outage rolled back (a database crash loses the last asynchronous commits) or that
+   * could not be written must not make a lease look expired while its worker still runs.
+   */
+  leaseMs: number;
 }
 
 export interface SchedulerEvents {
@@ -29,12 +36,16 @@ export interface SchedulerEvents {
  * ENQUEUED, rescues expired leases and deletes expired rows. It sleeps until the earliest
  * next check (or sweepIntervalMs at most), and a submit with an earlier runAt wakes it.
  * Modes: stopped -> waiting (timer set for nextAt) -> sweeping -> waiting ... -> stopped.
+ * A sweep that finds the store unavailable retries at the next tick; the first tick after the
+ * outage holds rescues off for one lease period (see SchedulerOptions.leaseMs).
  */
 export class Scheduler {
   private timer: NodeJS.Timeout | null = null;
   private nextAt = Number.POSITIVE_INFINITY;
   private running: Promise<void> | null = null;
   private stopped = true;
+  private rescueFrom: number;
+  private storeDown = false;
 
   constructor(
     private readonly store: Store,
@@ -45,7 +56,9 @@ export class Scheduler {
     private readonly log: Logger,
     private readonly opts: SchedulerOptions,
     private readonly events: SchedulerEvents = {},
-  ) {}
+  ) {
+    this.rescueFrom = opts.rescueFrom;
+  }
 
   start(): void {
     this.stopped = false;
@@ -72,7 +85,7 @@ export class Scheduler {
   async sweepNow(): Promise<SweepResult[]> {
     const out: SweepResult[] = [];
     for (;;) {
-      const rescue = this.clock.now() >= this.opts.rescueFrom;
+      const rescue = this.clock.now() >= this.rescueFrom;
       const r = await this.commit.run((ops) => ops.sweep(this.gates.lookup, this.opts.sweepBatch, { rescue }));
       out.push(r);
       if (r.seen > 0) this.events.swept?.(r);
@@ -94,14 +107,20 @@ export class Scheduler {
     try {
       this.events.tick?.();
       if (await this.duty.held()) {
+        if (this.storeDown) {
+          // The store answers again (or this sweep fails and we are back here next tick).
+          this.storeDown = false;
+          this.rescueFrom = Math.max(this.rescueFrom, this.clock.now() + this.opts.leaseMs);
+        }
         await this.sweepNow();
         const next = await this.store.read((o) => o.q.taskNextCheck());
         const now = this.clock.now();
         // Before rescueFrom, expired leases stay due without being swept: do not spin on them.
-        if (next !== null && (next > now || now >= this.opts.rescueFrom)) delay = Math.min(delay, Math.max(0, next - now));
-        if (now < this.opts.rescueFrom) delay = Math.min(delay, this.opts.rescueFrom - now);
+        if (next !== null && (next > now || now >= this.rescueFrom)) delay = Math.min(delay, Math.max(0, next - now));
+        if (now < this.rescueFrom) delay = Math.min(delay, this.rescueFrom - now);
       }
     } catch (err) {
+      if (isUnavailable(err)) this.storeDown = true;
       this.log.warn({ err }, 'sweep failed; retrying');
     }
     if (!this.stopped) this.wakeAt(this.clock.now() + delay);

@@ -26,6 +26,12 @@ export class SingletonDuty {
     return ok;
   }
 
+  /** Whether this server held the duty at its last check and the lease has not run out since (no store access). */
+  holding(): boolean {
+    return this.until > this.clock.now();
+  }
+
+  /** Gives the duty up (clean shutdown), so another server takes it now instead of after the lease. */
   async release(): Promise<void> {
     if (this.until === 0) return;
     this.until = 0;

@@ -23,7 +23,16 @@ export interface Driver {
   /** Runs reads outside an explicit transaction. */
   read<T>(fn: (q: Queries) => Promise<T>): Promise<T>;
   migrate(): Promise<{ applied: string[] }>;
+  /** Resolves when the database answers; rejects (StoreError 'unavailable') when it does not, within seconds. */
   ping(): Promise<void>;
+  /**
+   * Wake-ups between processes, where `capabilities.listenNotify`: `onPayload` gets the payload
+   * of every Queries.notify on `channel` whose transaction committed, in any process on this
+   * store (this one too). `onListen` runs each time the subscription is in place, again after
+   * a lost connection came back: notifications sent meanwhile are lost, so a caller re-reads
+   * there what it caches. Resolves once listening, with a function that stops.
+   */
+  listen?(channel: string, onPayload: (payload: string) => void, onListen?: () => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -196,4 +205,11 @@ export interface Queries {
   leaseRelease(name: string, holder: string): Promise<void>;
   cronGet(lambda: string): Promise<number | null>;
   cronSet(lambda: string, lastAt: number): Promise<void>;
+
+  // wake-ups
+  /**
+   * Sends `payload` (a few hundred bytes at most) to the listeners of `channel` when this
+   * transaction commits; nothing when it rolls back. A no-op without `capabilities.listenNotify`.
+   */
+  notify(channel: string, payload: string): Promise<void>;
 }

@@ -23,6 +23,8 @@ export function parseStoreLocation(store: string): StoreLocation {
 
 export interface DriverOptions {
   synchronous: 'full' | 'normal';
+  /** PostgreSQL pool size. @default DEFAULT_POOL of postgres-driver.ts */
+  maxConnections?: number;
 }
 
 export async function openDriver(store: string, opts: DriverOptions): Promise<Driver> {
@@ -30,5 +32,5 @@ export async function openDriver(store: string, opts: DriverOptions): Promise<Dr
   if (loc.dialect === 'sqlite') return new SqliteDriver({ path: loc.path, synchronous: opts.synchronous });
   // Loaded on demand: a SQLite user never loads the PostgreSQL client.
   const { PostgresDriver } = await import('./postgres/postgres-driver.js');
-  return new PostgresDriver({ url: loc.url });
+  return new PostgresDriver({ url: loc.url, maxConnections: opts.maxConnections });
 }

@@ -35,6 +35,13 @@ const NATIVE: Record<string, StoreErrorCode> = {
   '08006': 'unavailable',
   '08001': 'unavailable',
   '08004': 'unavailable',
+  '53300': 'unavailable', // too_many_connections: every server's pool together is above max_connections
+  '57014': 'unavailable', // query_canceled: statement_timeout (the database is overloaded or a lock is held)
+  '25P03': 'unavailable', // idle_in_transaction_session_timeout ended the session
+  EHOSTUNREACH: 'unavailable',
+  ENETUNREACH: 'unavailable',
+  ENOTFOUND: 'unavailable', // the database's host name does not resolve (DNS down or wrong)
+  EAI_AGAIN: 'unavailable',
   ECONNREFUSED: 'unavailable',
   ECONNRESET: 'unavailable',
   ETIMEDOUT: 'unavailable',

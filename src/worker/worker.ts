@@ -27,11 +27,23 @@ export interface RemoteWorkerOptions extends WorkerOptions {
  */
 export class Worker {
   private readonly controller: Controller;
+  private welcomed!: () => void;
+  /** Resolves once a server has welcomed this worker (its lambdas are registered there). */
+  readonly ready = new Promise<void>((resolve) => {
+    this.welcomed = resolve;
+  });
 
   constructor(opts: RemoteWorkerOptions) {
     const { server = 'http://127.0.0.1:8080', token, lambdas, logger = silentLogger, events, maxResultBytes, ...rest } = opts;
     const transport = new WsTransport({ server, token, log: logger });
-    this.controller = new Controller(lambdas, compileWorkerOptions(rest), transport, systemClock, logger, events, {
+    const withReady: ControllerEvents = {
+      ...events,
+      ready: () => {
+        this.welcomed();
+        events?.ready?.();
+      },
+    };
+    this.controller = new Controller(lambdas, compileWorkerOptions(rest), transport, systemClock, logger, withReady, {
       maxResultBytes: maxResultBytes ?? 1024 * 1024,
       timeoutGraceMs: 2000,
     });

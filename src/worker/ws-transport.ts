@@ -85,11 +85,14 @@ export class WsTransport implements WorkerTransport {
       }
       this.onFrame(frame);
     });
-    ws.on('unexpected-response', (_req, res) => {
+    ws.on('unexpected-response', (req, res) => {
       this.opts.log.error(
         { status: res.statusCode },
         res.statusCode === 401 ? 'the server refused the token' : 'the server refused the worker connection',
       );
+      // ws leaves the refused request open once this event has a listener; close it ourselves.
+      res.resume();
+      req.destroy();
     });
     ws.on('error', (err) => {
       if (!up) this.opts.log.warn({ err: err.message, server: this.opts.server }, 'cannot reach the server; retrying');

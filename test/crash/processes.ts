@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { onCleanup } from '../helpers.js';
 
 export const BIN = fileURLToPath(new URL('../../bin/conveyor.js', import.meta.url));
 
@@ -25,11 +26,17 @@ export interface Proc {
   stderr(): string;
 }
 
-/** Starts `conveyor <args>` and waits for its first stdout line. */
+/**
+ * Starts `conveyor <args>` and waits for its first stdout line. The process is SIGKILLed after
+ * the test, whatever happened, so a failing test never leaves servers or workers behind.
+ */
 export function conveyor(args: string[], env: Record<string, string> = {}): Proc {
   const child = spawn(process.execPath, [BIN, ...args], {
     env: { ...process.env, CONVEYOR_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  onCleanup(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
   let err = '';
   child.stderr?.on('data', (d) => {

@@ -20,7 +20,13 @@ const DIALECT_ONLY: Record<(typeof DIALECTS)[number], Record<string, string>> = 
     attemptDeleteByTask: 'PostgreSQL deletes attempts inside taskDelete',
     depDeleteByTask: 'PostgreSQL deletes dependency links inside taskDelete',
   },
-  postgres: {},
+  postgres: {
+    // SQLite is one process (capabilities.multiProcess false): nobody to wake, so its notify is
+    // a no-op in code and has no statement.
+    notify: 'SQLite has no LISTEN/NOTIFY and no other process to wake',
+    // Applications share a transaction with Conveyor only on PostgreSQL (a stored function).
+    taskEnqueueCall: 'conveyor_enqueue is a PostgreSQL function (migration 0002)',
+  },
 };
 
 function queryNames(dialect: string): Set<string> {

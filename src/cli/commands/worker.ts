@@ -39,9 +39,15 @@ export function workerCommand(): Command {
           workerId: opts.workerId,
           logger: log,
         }).start();
-        log.info({ lambdas: lambdas.map((l) => l.name), concurrency: opts.concurrency }, `worker ${worker.id} running for ${opts.server}`);
-        process.stdout.write(`${worker.id}\n`);
         onShutdown(() => worker.stop(), log);
+        log.info(
+          { lambdas: lambdas.map((l) => l.name), concurrency: opts.concurrency },
+          `worker ${worker.id} connecting to ${opts.server}`,
+        );
+        // The id goes to stdout once the server has welcomed the worker: its lambdas are
+        // registered there from that moment (scripts and tests wait for this line).
+        await worker.ready;
+        process.stdout.write(`${worker.id}\n`);
       }),
     );
 }

@@ -1,4 +1,3 @@
-import websocket from '@fastify/websocket';
 import type { FastifyInstance } from 'fastify';
 import type { WebSocket } from 'ws';
 import { ConveyorError } from '../../errors.js';
@@ -8,7 +7,7 @@ import type { WorkerLink } from '../../server/dispatcher.js';
 import type { Engine } from '../../server/engine.js';
 
 /** Largest frame a worker may send: a report of a full buffer of big results stays under it. */
-const MAX_FRAME_BYTES = 64 * 1024 * 1024;
+export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 
 /**
  * The worker protocol endpoint (docs/protocol.md): one WebSocket per worker, JSON frames.
@@ -16,7 +15,6 @@ const MAX_FRAME_BYTES = 64 * 1024 * 1024;
  * sends nothing for two lease periods is closed (its leases have expired by then).
  */
 export async function workerRoutes(app: FastifyInstance, engine: Engine): Promise<void> {
-  await app.register(websocket, { options: { maxPayload: MAX_FRAME_BYTES } });
   app.get(
     '/v1/workers/connect',
     { websocket: true, schema: { summary: 'Worker protocol (WebSocket)', tags: ['workers'] } },

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { TaskRow } from '../../core/task.js';
 import { ConveyorError } from '../../errors.js';
 import type { Driver } from '../driver.js';
@@ -415,6 +415,30 @@ export function runStoreContract(target: ContractTarget): void {
           }),
         ).rejects.toThrow('abort');
         expect(await h.store.read((o) => o.q.taskGet(t.id))).toBeNull();
+      });
+    });
+
+    describe('wake-ups', () => {
+      it('hands a notify to listeners once its transaction commits, never after a rollback (a no-op without listenNotify)', async () => {
+        const send = (payload: string, commit: boolean) =>
+          driver
+            .transaction(async (q) => {
+              await q.notify('contract', payload);
+              if (!commit) throw new Error('roll back');
+            })
+            .catch(() => undefined);
+        if (!driver.capabilities.listenNotify || !driver.listen) {
+          await send('alone', true); // must not fail
+          return;
+        }
+        const heard: string[] = [];
+        const stop = await driver.listen('contract', (p) => heard.push(p));
+        await send('committed', true);
+        await send('rolled back', false);
+        await send('last', true);
+        await vi.waitFor(() => expect(heard).toContain('last'), { timeout: 5000 });
+        expect(heard).toEqual(['committed', 'last']);
+        await stop();
       });
     });
   });

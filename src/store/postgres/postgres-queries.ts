@@ -318,6 +318,10 @@ export class PostgresQueries implements Queries {
     await this.exec('cronSet', [lambda, lastAt]);
   }
 
+  async notify(channel: string, payload: string) {
+    await this.exec('notify', [channel, payload]);
+  }
+
   /** Rows a write touched (postgres.js puts the command's count on the result array). */
   private async count(name: string, params: unknown[]): Promise<number> {
     return ((await this.exec(name, params)) as Row[] & { count?: number }).count ?? 0;

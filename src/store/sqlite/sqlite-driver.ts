@@ -11,6 +11,7 @@ import type { Driver, EndedRow, LambdaRow, Queries } from '../driver.js';
 import { attemptOf, claimedOf, endedOf, taskOf } from '../rows.js';
 import { loadMigrations, loadQueries } from '../sql-files.js';
 import { storeErrorOf } from '../store-error.js';
+import { ReaderThread } from './reader-thread.js';
 
 export interface SqliteOptions {
   /** Database file; `:memory:` for a throw-away store. */
@@ -27,6 +28,9 @@ export interface SqliteOptions {
 }
 
 type Stmt = Database.Statement;
+
+/** Rows per INSERT statement (see taskInsert in sql/task.sql for the measurement). */
+const INSERT_CHUNK = 64;
 
 /** The states the partial index tasks_failed holds (migration 0001). */
 const FAILED_INDEX_STATES = new Set<TaskState>(['FATAL_FAILURE', 'RETRIABLE_FAILURE', 'CANCELLED']);
@@ -46,6 +50,9 @@ export class SqliteDriver implements Driver {
   private syncQueued: Promise<void> | null = null;
   private walHandle: FileHandle | null = null;
   private readonly syncMode: 'full' | 'never';
+  /** Scanning reads run here, off the event loop (none for an in-memory database, which a thread cannot share). */
+  private reader: ReaderThread | null = null;
+  private readonly path: string;
   private pragmaSync: 'FULL' | 'NORMAL' = 'NORMAL';
   private readonly sql = loadQueries(new URL('./sql/', import.meta.url));
   private readonly stmts = new Map<string, Stmt>();
@@ -64,12 +71,36 @@ export class SqliteDriver implements Driver {
     this.syncMode = opts.path === ':memory:' || opts.synchronous === 'normal' ? 'never' : 'full';
     this.db.pragma('synchronous = NORMAL');
     this.walPath = this.syncMode === 'full' ? `${opts.path}-wal` : null;
+    this.path = opts.path;
     this.db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
     // Checkpoints in bigger steps than the 1000-page default: fewer fsyncs of the main file.
     this.db.pragma('wal_autocheckpoint = 4000');
     this.db.pragma('cache_size = -65536');
     this.db.pragma('temp_store = MEMORY');
     this.queries = sqliteQueries(this);
+  }
+
+  /** Runs a scanning read on the reader thread (started on first use), or inline for :memory:. */
+  scan(name: string): Promise<Record<string, unknown>[]> {
+    if (this.path === ':memory:') return Promise.resolve(this.stmt(name).all() as Record<string, unknown>[]);
+    this.reader ??= new ReaderThread(this.path);
+    const text = this.sql[name];
+    if (!text) throw new Error(`sqlite: no query named ${name}`);
+    return this.reader.all(text) as Promise<Record<string, unknown>[]>;
+  }
+
+  /** taskInsert with its VALUES tuple repeated `rows` times (prepared once per size). */
+  insertStatement(rows: number): Stmt {
+    const name = `taskInsert*${rows}`;
+    let s = this.stmts.get(name);
+    if (!s) {
+      const one = this.sql.taskInsert;
+      const tuple = /VALUES\s*(\([^)]*\))/.exec(one)?.[1];
+      if (!tuple) throw new Error('sqlite: taskInsert has no VALUES tuple');
+      s = this.db.prepare(one.replace(tuple, Array(rows).fill(tuple).join(', ')));
+      this.stmts.set(name, s);
+    }
+    return s;
   }
 
   /** A prepared statement by query name (prepared once, reused). */
@@ -188,6 +219,8 @@ export class SqliteDriver implements Driver {
     await this.syncQueued;
     await this.syncRunning;
     await this.walHandle?.close();
+    await this.reader?.close();
+    this.reader = null;
     this.walHandle = null;
     if (this.db.open) this.db.close();
   }
@@ -213,31 +246,20 @@ function sqliteQueries(d: SqliteDriver): Queries {
   return {
     async taskInsertMany(rows) {
       const inserted = new Set<string>();
-      const stmt = d.stmt('taskInsert');
       guard(() => {
-        for (const r of rows) {
-          const { changes } = stmt.run(
-            r.id,
-            r.lambda,
-            r.collection,
-            r.state,
-            r.payload,
-            r.priority,
-            r.runAt,
-            r.key,
-            b(r.ordered),
-            r.idempotencyKey,
-            r.maxAttempts,
-            r.timeoutMs,
-            r.reason,
-            r.hold,
-            r.depsPending,
-            r.nextCheckAt,
-            r.finishedAt,
-            r.now,
-            r.now,
-          );
-          if (changes > 0) inserted.add(r.id);
+        for (let at = 0; at < rows.length; at += INSERT_CHUNK) {
+          const chunk = rows.slice(at, at + INSERT_CHUNK);
+          const params: unknown[] = [];
+          for (const r of chunk) {
+            params.push(r.id, r.lambda, r.collection, r.state, r.payload, r.priority, r.runAt, r.key, b(r.ordered), r.idempotencyKey);
+            params.push(r.maxAttempts, r.timeoutMs, r.reason, r.hold, r.depsPending, r.nextCheckAt, r.finishedAt, r.now, r.now);
+          }
+          const { changes } = d.insertStatement(chunk.length).run(params);
+          if (changes === chunk.length) for (const r of chunk) inserted.add(r.id);
+          else {
+            // Some rows hit an existing idempotency key (ids are fresh): which ones exist now?
+            for (const r of chunk) if (d.stmt('taskById').get({ id: r.id })) inserted.add(r.id);
+          }
         }
       });
       return inserted;
@@ -387,7 +409,8 @@ function sqliteQueries(d: SqliteDriver): Queries {
       return all('attemptList', { taskId }).map(attemptOf) as AttemptRow[];
     },
     async taskCounts() {
-      return all('taskCounts').map((r) => ({ lambda: r.lambda as string, state: r.state as TaskState, count: r.count as number }));
+      const rows = await d.scan('taskCounts');
+      return rows.map((r) => ({ lambda: r.lambda as string, state: r.state as TaskState, count: r.count as number }));
     },
     async taskOpenCount() {
       return (get('taskOpenCount')?.count as number) ?? 0;
@@ -428,6 +451,8 @@ function sqliteQueries(d: SqliteDriver): Queries {
     async cronSet(lambda, lastAt) {
       run('cronSet', { lambda, lastAt });
     },
+    // One process owns a SQLite file (capabilities.multiProcess is false): nobody to wake.
+    async notify() {},
   };
 }
 

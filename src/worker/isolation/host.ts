@@ -1,10 +1,10 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Worker as Thread } from 'node:worker_threads';
 import type { TaskContext } from '../../core/lambda.js';
 import { RetryAfter } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { TaskFrame } from '../../protocol/frames.js';
+import { forkTarget, startThread } from '../../threads.js';
 import type { FromRunner, RunnerSpec, ToRunner } from './messages.js';
 
 /** A result that crossed from an isolate already serialised (the executor does not stringify it again). */
@@ -33,9 +33,7 @@ interface Child {
   kill(): void;
 }
 
-// From sources (tests) the runner is TypeScript and needs tsx; built, it is plain JS.
-const FROM_SOURCE = import.meta.url.endsWith('.ts');
-const RUNNER = new URL(FROM_SOURCE ? './runner-bootstrap.mjs' : './runner.js', import.meta.url);
+const RUNNER = new URL(import.meta.url.endsWith('.ts') ? './runner.ts' : './runner.js', import.meta.url);
 /** Restart backoff after a crash: doubling from the first, capped; reset by a minute without one. */
 const RESTART_MIN_MS = 100;
 const RESTART_MAX_MS = 30_000;
@@ -125,7 +123,7 @@ export class IsolateHost {
   }
 
   private thread(onMessage: (m: FromRunner) => void, onExit: (why: string) => void): Child {
-    const t = new Thread(RUNNER, {
+    const t = startThread(RUNNER, {
       workerData: this.spec,
       resourceLimits: this.opts.memoryMb ? { maxOldGenerationSizeMb: this.opts.memoryMb } : undefined,
       stdout: true,
@@ -143,8 +141,9 @@ export class IsolateHost {
   }
 
   private process(onMessage: (m: FromRunner) => void, onExit: (why: string) => void): Child {
-    const child: ChildProcess = fork(fileURLToPath(RUNNER), [], {
-      env: { ...process.env, CONVEYOR_RUNNER_SPEC: JSON.stringify(this.spec) },
+    const target = forkTarget(RUNNER);
+    const child: ChildProcess = fork(fileURLToPath(target.file), [], {
+      env: { ...process.env, ...target.env, CONVEYOR_RUNNER_SPEC: JSON.stringify(this.spec) },
       execArgv: this.opts.memoryMb ? [`--max-old-space-size=${this.opts.memoryMb}`] : [],
       serialization: 'advanced',
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],

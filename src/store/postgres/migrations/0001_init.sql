@@ -53,6 +53,9 @@ CREATE INDEX tasks_overdue ON tasks (lambda, next_check_at) WHERE state = 'ENQUE
 -- leases of CLAIMED and PROCESSING rows, and finished rows past retention.
 CREATE INDEX tasks_check ON tasks (next_check_at) WHERE state <> 'ENQUEUED' AND next_check_at IS NOT NULL;
 
+-- Idempotent submit: a second task with a key still held (until retention deletes the first)
+-- is skipped by the insert's ON CONFLICT and answered with the first; also the lookup by key.
+-- Partial: most tasks carry no key, and those cost this index nothing.
 CREATE UNIQUE INDEX tasks_idempotency ON tasks (idempotency_key) WHERE idempotency_key IS NOT NULL;
 
 -- Waiting rows that the sweep does not see: released by a resume, or by the end of the task
@@ -88,6 +91,8 @@ CREATE TABLE task_deps (
   child_id  TEXT COLLATE "C" NOT NULL,
   PRIMARY KEY (parent_id, child_id)
 );
+-- The primary key leads with the parent (a parent's end finds its children); this one serves
+-- the other direction: deleting an expired child's links (taskDelete) without a full scan.
 CREATE INDEX task_deps_child ON task_deps (child_id);
 
 CREATE TABLE lambdas (

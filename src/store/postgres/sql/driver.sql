@@ -45,3 +45,13 @@ VALUES ($1::int, $2::text, (extract(epoch FROM clock_timestamp()) * 1000)::bigin
 -- name: schemaDropStatement
 -- $1 schema. For tests and benchmarks that give each run a schema of its own.
 SELECT format('DROP SCHEMA IF EXISTS %I CASCADE', $1::text) AS ddl;
+
+-- name: txNoStatementTimeout
+-- Migrations may rebuild indexes on big tables and wait for another server's migration lock:
+-- the connections' statement_timeout (PostgresDriver) does not apply to them.
+SELECT set_config('statement_timeout', '0', true);
+
+-- name: notifyChannel
+-- $1 channel: the name this store's notifications on that channel travel under (see
+-- conveyor_channel in migration 0002), for LISTEN.
+SELECT conveyor_channel($1::text) AS channel;

@@ -1,0 +1,100 @@
+#!/usr/bin/env node
+// A backlog of pending tasks costs the server bounded memory, not memory per task:
+//   node bench/backlog.mjs [--tasks 1000000] [--drain-s 10]
+// Enqueues the backlog with no worker connected, reports the server's RSS and heap, then
+// connects a worker (separate process over the worker protocol) for --drain-s seconds and
+// reports the drain rate with the backlog in place, and the RSS again. One JSON line on stdout.
+import { fork } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { now, round, sleep } from './stats.mjs';
+
+const { Conveyor, Worker } = await import(new URL('../dist/index.js', import.meta.url).href);
+const { values: args } = parseArgs({
+  options: {
+    tasks: { type: 'string', default: '1000000' },
+    'drain-s': { type: 'string', default: '10' },
+    role: { type: 'string' },
+    url: { type: 'string' },
+  },
+  strict: false,
+});
+const mb = (n) => round(n / 2 ** 20, 1);
+
+if (args.role === 'worker') {
+  let done = 0;
+  const worker = new Worker({
+    server: args.url,
+    concurrency: 50,
+    prefetch: 450,
+    lambdas: [{ name: 'backlog', handler: () => void done++ }],
+  }).start();
+  process.on('message', async (m) => {
+    if (m === 'count') process.send({ done });
+    if (m === 'stop') {
+      await worker.stop(2000);
+      process.exit(0);
+    }
+  });
+} else {
+  const N = Number(args.tasks);
+  const dir = mkdtempSync(join(tmpdir(), 'conveyor-backlog-'));
+  const conveyor = await new Conveyor({
+    store: join(dir, 'b.db'),
+    worker: false,
+    lambdas: [{ name: 'backlog', handler: () => null }],
+    batchMax: 10_000,
+  }).start();
+  const url = await conveyor.listen({ port: 0 });
+  const pad = 'p'.repeat(100);
+  const t0 = now();
+  for (let s = 0; s < N; s += 10_000) {
+    await conveyor.submitMany(
+      Array.from({ length: Math.min(10_000, N - s) }, (_, k) => ({ lambda: 'backlog', payload: { i: s + k, pad } })),
+    );
+    if (s % 100_000 === 0) process.stderr.write(`enqueued ${s}\n`);
+  }
+  const enqueueS = (now() - t0) / 1000;
+  globalThis.gc?.();
+  const afterEnqueue = process.memoryUsage();
+  const tCounts = now();
+  const counts = (await conveyor.lambdas())[0].counts;
+  const countsMs = now() - tCounts;
+  const child = fork(fileURLToPath(import.meta.url), ['--role', 'worker', '--url', url], { stdio: ['ignore', 2, 2, 'ipc'] });
+  const count = () =>
+    new Promise((r) => {
+      child.once('message', (m) => r(m.done));
+      child.send('count');
+    });
+  await sleep(1000);
+  const d0 = await count();
+  const tDrain = now();
+  await sleep(Number(args['drain-s']) * 1000);
+  const d1 = await count();
+  const drainRate = (d1 - d0) / ((now() - tDrain) / 1000);
+  const afterDrain = process.memoryUsage();
+  child.send('stop');
+  await new Promise((r) => child.once('exit', r));
+  await conveyor.close();
+  rmSync(dir, { recursive: true, force: true });
+  process.stdout.write(
+    `${JSON.stringify({
+      system: 'conveyor',
+      workload: 'backlog',
+      backend: 'sqlite',
+      backlog: N,
+      enqueue_per_s: round(N / enqueueS),
+      rss_mb_after_enqueue: mb(afterEnqueue.rss),
+      heap_used_mb_after_enqueue: mb(afterEnqueue.heapUsed),
+      counts_query_ms: round(countsMs),
+      counts,
+      drain_per_s_with_backlog: round(drainRate),
+      rss_mb_while_draining: mb(afterDrain.rss),
+      heap_used_mb_while_draining: mb(afterDrain.heapUsed),
+    })}\n`,
+  );
+  process.exit(0);
+}

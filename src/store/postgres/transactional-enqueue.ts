@@ -1,0 +1,81 @@
+import { checkSubmitShape, runAtOf, type SubmitInput } from '../../core/submit.js';
+import { ConveyorError } from '../../errors.js';
+import { loadQueries } from '../sql-files.js';
+
+/** What enqueueInTransaction takes: a submit (POST /v1/tasks) without `ordered` and `dependsOn`. */
+export type EnqueueInput = Omit<SubmitInput, 'ordered' | 'dependsOn'>;
+
+export interface EnqueueOptions {
+  /** The schema Conveyor's tables are in, when it is not on the connection's search_path. */
+  schema?: string;
+}
+
+/**
+ * A transaction of an application's own PostgreSQL client: postgres.js's `sql.begin(tx => ...)`
+ * hands one over, and anything else with the same `unsafe(query, parameters)` will do.
+ */
+export interface SqlTransaction {
+  unsafe(query: string, parameters?: any[]): PromiseLike<ReadonlyArray<Record<string, unknown>>>;
+}
+
+let statement: string | null = null;
+
+/**
+ * Creates a Conveyor task inside the caller's own transaction, so the task exists if and only if
+ * that transaction commits; answers the task's id. It calls the SQL function conveyor_enqueue
+ * (migration 0002), which needs the lambda registered (a worker that runs it has connected, or
+ * a server is configured with it), applies the lambda's defaults, honours `idempotencyKey`
+ * (answering the first task's id), and wakes the servers at commit.
+ *
+ * ```ts
+ * import postgres from 'postgres';
+ * import { enqueueInTransaction } from 'conveyor';
+ * const sql = postgres(process.env.DATABASE_URL);
+ * await sql.begin(async (tx) => {
+ *   await tx`INSERT INTO orders (id, total) VALUES (${id}, ${total})`;
+ *   await enqueueInTransaction(tx, { lambda: 'send-receipt', payload: { order: id } });
+ * });
+ * ```
+ *
+ * From another client, call the function in a transaction of your own (docs/operations.md):
+ * `SELECT conveyor_enqueue('send-receipt', $1::jsonb)` with node-postgres, an ORM's raw query,
+ * or psql. Not offered here: ordered tasks and dependsOn (use the HTTP API or the SDK).
+ */
+export async function enqueueInTransaction(tx: SqlTransaction, input: EnqueueInput, opts: EnqueueOptions = {}): Promise<string> {
+  // The shape POST /v1/tasks accepts (a Date runAt as epoch ms, as Conveyor.submit takes it).
+  const checked: Record<string, unknown> = { ...input, runAt: input.runAt instanceof Date ? input.runAt.getTime() : input.runAt };
+  for (const k of Object.keys(checked)) if (checked[k] === undefined) delete checked[k];
+  checkSubmitShape(checked);
+  for (const field of ['ordered', 'dependsOn'] as const) {
+    if (checked[field] !== undefined)
+      throw new ConveyorError('validation_failed', `${field} is not offered by enqueueInTransaction; submit through the API instead`);
+  }
+  // A delay is added on the database's clock (see sql/enqueue.sql); runAt is a time of its own.
+  const runAt =
+    checked.runAt === undefined ? null : new Date(runAtOf({ ...checked, delayMs: undefined } as SubmitInput, 0, '')).toISOString();
+  if (runAt !== null && checked.delayMs !== undefined)
+    throw new ConveyorError('validation_failed', 'give either runAt or delayMs, not both');
+  statement ??= loadQueries(new URL('./sql/', import.meta.url)).taskEnqueueCall;
+  // An identifier cannot be a bind parameter: the schema goes into the text, quoted.
+  const text = opts.schema ? statement.replace('conveyor_enqueue(', `"${opts.schema.replace(/"/g, '""')}".conveyor_enqueue(`) : statement;
+  const params = [
+    input.lambda,
+    JSON.stringify(input.payload === undefined ? null : input.payload),
+    runAt,
+    input.delayMs ?? null,
+    input.priority ?? null,
+    input.idempotencyKey ?? null,
+    input.collection ?? null,
+    input.key ?? null,
+    input.maxAttempts ?? null,
+    input.timeoutMs ?? null,
+  ];
+  try {
+    const [row] = await tx.unsafe(text, params);
+    return row.id as string;
+  } catch (err) {
+    // CV001: conveyor_enqueue's "no such lambda" (migration 0002).
+    if ((err as { code?: unknown })?.code === 'CV001') throw new ConveyorError('unknown_lambda', (err as Error).message, { cause: err });
+    throw err;
+  }
+}

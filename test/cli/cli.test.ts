@@ -1,0 +1,59 @@
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { COMMANDS, cliDoc } from '../../scripts/cli-doc.mjs';
+import { startConveyor } from '../helpers.js';
+
+const run = promisify(execFile);
+const BIN = join(import.meta.dirname, '../../bin/conveyor.js');
+
+async function cli(args: string[], env: Record<string, string> = {}) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('CLI', () => {
+  it('documents every command in docs/cli.md exactly as --help prints it', () => {
+    expect(COMMANDS.length).toBeGreaterThan(10);
+    expect(readFileSync(join(import.meta.dirname, '../../docs/cli.md'), 'utf8')).toBe(cliDoc());
+  });
+
+  it('submits, gets, lists, pauses and resumes through a running server, with env twins', async () => {
+    const c = await startConveyor({ lambdas: [{ name: 'echo', handler: async (p) => p }] });
+    const url = await c.listen({ port: 0, token: 'tk' });
+    const env = { CONVEYOR_SERVER: url, CONVEYOR_TOKEN: 'tk' };
+    const sub = await cli(['submit', 'echo', '{"a":1}', '--priority', '3', '--wait'], env);
+    expect(sub.code).toBe(0);
+    const task = JSON.parse(sub.stdout);
+    expect(task).toMatchObject({ state: 'SUCCESS', priority: 3, result: { a: 1 } });
+    expect(JSON.parse((await cli(['get', task.id], env)).stdout).id).toBe(task.id);
+    expect(JSON.parse((await cli(['list', '--lambda', 'echo'], env)).stdout).tasks).toHaveLength(1);
+    expect(JSON.parse((await cli(['pause', 'echo'], env)).stdout).paused).toBe(true);
+    expect(JSON.parse((await cli(['resume', 'echo'], env)).stdout).paused).toBe(false);
+  });
+
+  it('prints one line and exits non-zero on bad input or an unreachable server', async () => {
+    const c = await startConveyor({ lambdas: [{ name: 'echo', handler: async (p) => p }] });
+    const url = await c.listen({ port: 0 });
+    const cases: Array<[string[], RegExp]> = [
+      [['submit', 'nope', '--server', url], /^error: .*nope.* \(unknown_lambda\)\n$/],
+      [['submit', 'echo', '{bad', '--server', url], /^error: the payload is not valid JSON.* \(invalid_json\)\n$/],
+      [['get', '01ZZZZZZZZZZZZZZZZZZZZZZZZ', '--server', url], /^error: no task .* \(task_not_found\)\n$/],
+      [['submit', 'echo', '--priority', 'high', '--server', url], /error: option '--priority <n>' argument 'high' is invalid/],
+      [['get', 'x', '--server', 'http://127.0.0.1:1'], /^error: cannot reach http:\/\/127\.0\.0\.1:1 .* \(server_unreachable\)\n$/],
+      [['worker', '--server', url], /error: required option '--lambdas <files...>' not specified/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await cli(args);
+      expect({ args, code: r.code }).toEqual({ args, code: 1 });
+      expect(r.stderr).toMatch(message);
+    }
+  });
+});

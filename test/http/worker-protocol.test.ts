@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { Worker } from '../../src/worker/worker.js';
+import { startConveyor, until } from '../helpers.js';
+
+const echo = { name: 'echo', handler: async (p: unknown) => ({ echo: p }) };
+
+async function rawSocket(url: string, headers: Record<string, string> = {}) {
+  const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/v1/workers/connect`, { headers });
+  const frames: Array<Record<string, unknown>> = [];
+  const status = await new Promise<number>((resolve) => {
+    ws.on('open', () => resolve(101));
+    ws.on('unexpected-response', (req, res) => {
+      resolve(res.statusCode ?? 0);
+      res.resume();
+      req.destroy();
+    });
+    ws.on('error', () => resolve(-1));
+  });
+  ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
+  return { ws, status, frames };
+}
+
+describe('worker protocol over a real WebSocket', () => {
+  it('runs tasks on a remote worker that connects with the token, and refuses one without it', async () => {
+    const server = await startConveyor({ lambdas: [echo], worker: false });
+    const url = await server.listen({ port: 0, token: 't0ken' });
+    expect((await rawSocket(url)).status).toBe(401);
+    expect((await rawSocket(url, { authorization: 'Bearer nope' })).status).toBe(401);
+
+    let ready = false;
+    const worker = new Worker({
+      server: url,
+      token: 't0ken',
+      lambdas: [echo],
+      concurrency: 4,
+      events: { ready: () => (ready = true) },
+    }).start();
+    try {
+      await until(() => ready, 5000, 'worker welcomed');
+      const t = await server.submit('echo', { n: 1 });
+      expect((await server.waitFor(t.id)).result).toEqual({ echo: { n: 1 } });
+      expect((await server.lambdas())[0].workers).toBe(1);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it('answers a malformed or hostile frame with an error frame and keeps serving', async () => {
+    const server = await startConveyor({ lambdas: [echo], worker: false });
+    const url = await server.listen({ port: 0 });
+    const { ws, status, frames } = await rawSocket(url);
+    expect(status).toBe(101);
+    ws.send('{not json');
+    ws.send(JSON.stringify({ type: 'report', done: 'lots' }));
+    ws.send(JSON.stringify({ type: 'hello', protocol: 99, workerId: 'w', lambdas: [], capacity: 1, concurrency: 1 }));
+    ws.send(JSON.stringify({ type: 'hello', protocol: 1, workerId: 'w', lambdas: [{ name: 'bad name!' }], capacity: 1, concurrency: 1 }));
+    ws.send(
+      JSON.stringify({
+        type: 'hello',
+        protocol: 1,
+        workerId: 'w',
+        lambdas: [{ name: 'echo', __proto__: { polluted: true } }],
+        capacity: 1,
+        concurrency: 1,
+      }),
+    );
+    await until(() => frames.filter((f) => f.type === 'error').length >= 4, 5000, 'error frames');
+    const codes = frames.filter((f) => f.type === 'error').map((f) => (f.error as { code: string }).code);
+    expect(codes.slice(0, 4)).toEqual(['invalid_json', 'validation_failed', 'validation_failed', 'validation_failed']);
+    expect(({} as { polluted?: boolean }).polluted).toBeUndefined();
+    ws.close();
+    const health = await fetch(`${url}/healthz`);
+    expect(health.status).toBe(200);
+  });
+
+  it('keeps accepting tasks for a lambda a worker registered once, while no worker is connected', async () => {
+    const server = await startConveyor({ worker: false });
+    const url = await server.listen({ port: 0 });
+    let ready = false;
+    const worker = new Worker({ server: url, lambdas: [echo], events: { ready: () => (ready = true) } }).start();
+    await until(() => ready, 5000, 'worker welcomed');
+    await worker.stop();
+    const t = await server.submit('echo', 'later');
+    expect(t.state).toBe('ENQUEUED');
+    let again = false;
+    const back = new Worker({ server: url, lambdas: [echo], events: { ready: () => (again = true) } }).start();
+    await until(() => again, 5000, 'second worker');
+    expect((await server.waitFor(t.id)).state).toBe('SUCCESS');
+    await back.stop();
+  });
+});
