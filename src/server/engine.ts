@@ -408,6 +408,8 @@ export class Engine {
       link,
       credit: f.capacity,
       outstanding: 0,
+      capacity: f.capacity,
+      concurrency: f.concurrency,
       connectedAt: this.config.clock.now(),
     };
     link.send({
