@@ -132,7 +132,11 @@ export class Dispatcher {
     return false;
   }
 
-  /** GroupCommit hook: claim for every worker with credit, inside the flush transaction. Answers whether it claimed. */
+  /**
+   * GroupCommit hook: claim for every worker with credit, inside the flush transaction.
+   * Answers whether it claimed tasks inserted before this transaction (those must be durable
+   * before they are handed out; see deliverFresh).
+   */
   async claimPhase(ops: StoreOps): Promise<boolean> {
     for (const l of ops.enqueued) this.ready.add(l);
     ops.enqueued.clear();
@@ -163,7 +167,29 @@ export class Dispatcher {
         this.deliveries.set(ops, list);
       }
     }
-    return this.deliveries.has(ops);
+    const made = this.deliveries.get(ops);
+    return made !== undefined && made.some((d) => d.rows.some((r) => !ops.inserted.has(r.id)));
+  }
+
+  /**
+   * GroupCommit hook, right after the commit and before its fsync: hands out the tasks this
+   * flush both inserted and claimed. Their insert and claim are one commit, so if a power cut
+   * took it, the task and its claim vanish together (the submit was not acknowledged yet) and
+   * no attempt number can be handed out twice. Measured on the latency bench this saves the
+   * fsync (0.2 to 2 ms) between a submit and its handler's start.
+   */
+  deliverFresh(ops: StoreOps): ClaimedRow[] {
+    const out = this.deliveries.get(ops);
+    if (!out || ops.inserted.size === 0) return [];
+    const sent: ClaimedRow[] = [];
+    for (const d of out) {
+      const fresh = d.rows.filter((r) => ops.inserted.has(r.id));
+      if (fresh.length === 0) continue;
+      d.rows = d.rows.filter((r) => !ops.inserted.has(r.id));
+      this.send(d.session, fresh);
+      for (const r of fresh) sent.push(r);
+    }
+    return sent;
   }
 
   /** GroupCommit hook: the claims of this flush are durable; hand the tasks out. Answers what was claimed. */
@@ -173,11 +199,15 @@ export class Dispatcher {
     this.deliveries.delete(ops);
     const claimed: ClaimedRow[] = [];
     for (const d of out) {
-      if (this.sessions.get(d.session.id) === d.session) d.session.link.sendTasks(d.rows);
-      // A worker that left meanwhile: its claims expire and the sweep re-runs them.
+      if (d.rows.length) this.send(d.session, d.rows);
       for (const r of d.rows) claimed.push(r);
     }
     return claimed;
+  }
+
+  private send(s: Session, rows: ClaimedRow[]): void {
+    // A worker that left meanwhile: its claims expire and the sweep re-runs them.
+    if (this.sessions.get(s.id) === s) s.link.sendTasks(rows);
   }
 
   /** GroupCommit hook: the flush rolled back (or its fsync failed); its claims are not handed out. */

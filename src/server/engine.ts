@@ -117,6 +117,10 @@ export class Engine {
           await this.signals.beforeCommit(ops, leftover, this.duties[0].holding());
           return claimed;
         },
+        afterCommitUndurable: (ops) => {
+          const fresh = this.dispatcher.deliverFresh(ops);
+          if (fresh.length) this.events.emit('claimed', { rows: fresh, at: clock.now() });
+        },
         afterCommit: (ops) => {
           const claimed = this.dispatcher.deliver(ops);
           if (claimed.length) this.events.emit('claimed', { rows: claimed, at: clock.now() });

@@ -18,6 +18,11 @@ export interface GroupCommitHooks {
    * before afterCommit (a claim hands out a fencing token).
    */
   beforeCommit?(ops: StoreOps): Promise<boolean>;
+  /**
+   * Runs right after the commit, before the fsync, where the store can defer it (hand out what
+   * is safe to hand out before the commit is durable).
+   */
+  afterCommitUndurable?(ops: StoreOps): void;
   /** Runs once a flush is durable (deliver what it claimed, announce what ended). */
   afterCommit?(ops: StoreOps): void;
   /** A flush rolled back: nothing it claimed exists. */
@@ -109,8 +114,13 @@ export class GroupCommit {
     const batch = this.queue.splice(0, this.opts.maxPerFlush);
     let committed: { out: unknown[]; ops: StoreOps } | null = null;
     let claimedIn: StoreOps | null = null;
-    const syncInline = batch.some((b) => b.durable) || this.mayClaim();
-    let mustSync = syncInline;
+    const durableOps = batch.some((b) => b.durable);
+    // Where the store can defer the fsync, commit without it and fsync after handing out the
+    // fresh claims (see Dispatcher.deliverFresh); elsewhere a flush that must be durable
+    // (acknowledged writes, claims) commits synchronously.
+    const deferred = this.store.deferredSync;
+    const syncInline = !deferred && (durableOps || this.mayClaim());
+    let mustSync = durableOps;
     try {
       committed = await this.store.transactionWith(
         async (ops) => {
@@ -135,8 +145,9 @@ export class GroupCommit {
     this.syncing++;
     this.next();
     try {
-      // A flush that turned out to need durability after committing without it (a report that
-      // made new tasks ready, claimed at once) fsyncs now, before anything is handed out.
+      if (deferred) this.hooks.afterCommitUndurable?.(committed.ops);
+      // Claims of tasks inserted before this flush hand out attempts that a lost commit could
+      // hand out again: durable first. (Inline-synced commits are durable already.)
       if (mustSync && !syncInline) await this.store.durable();
       for (let i = 0; i < batch.length; i++) batch[i].resolve(committed.out[i]);
       this.hooks.afterCommit?.(committed.ops);

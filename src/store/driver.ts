@@ -39,6 +39,13 @@ export interface Driver {
 export interface DriverCapabilities {
   /** Other processes can write to the same store concurrently (PostgreSQL). */
   multiProcess: boolean;
+  /**
+   * A transaction can commit cheaply without waiting for the disk and be made durable a moment
+   * later by durable() (SQLite: COMMIT under synchronous=NORMAL, then one fdatasync of the WAL).
+   * The group commit then hands out tasks that were inserted and claimed in the same commit
+   * before that fsync: their insert and claim stand or fall together.
+   */
+  deferredSync: boolean;
   /** Wake-ups between processes (LISTEN/NOTIFY). */
   listenNotify: boolean;
 }

@@ -87,8 +87,10 @@ export async function insertTasks(ops: StoreOps, tasks: NewTask[], gate: GateLoo
   const inserted = rows.length ? await q.taskInsertMany(rows) : new Set<string>();
   const lost: string[] = [];
   rows.forEach((r, j) => {
-    if (inserted.has(r.id)) out[rowIndex[j]] = { task: taskRowOf(r), created: true };
-    else if (r.idempotencyKey !== null) lost.push(r.idempotencyKey);
+    if (inserted.has(r.id)) {
+      out[rowIndex[j]] = { task: taskRowOf(r), created: true };
+      ops.inserted.add(r.id);
+    } else if (r.idempotencyKey !== null) lost.push(r.idempotencyKey);
   });
   if (lost.length) {
     // Another writer inserted the same idempotency key between our read and our insert.

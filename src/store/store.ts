@@ -92,6 +92,11 @@ export class Store {
     return this.driver.durable();
   }
 
+  /** Whether commits can be made durable after the fact (see DriverCapabilities.deferredSync). */
+  get deferredSync(): boolean {
+    return this.driver.capabilities.deferredSync;
+  }
+
   read<T>(fn: (ops: StoreOps) => Promise<T>): Promise<T> {
     return this.driver.read((q) => fn(new StoreOps(q, this.ctx)));
   }
@@ -123,6 +128,8 @@ export class StoreOps {
   earliestCheck = Number.POSITIVE_INFINITY;
   /** Attempts that ended in this transaction, for metrics (announced after the commit). */
   readonly outcomes: AttemptEnd[] = [];
+  /** Tasks inserted in this transaction: claimed in it too, they may be handed out before its fsync. */
+  readonly inserted = new Set<string>();
 
   constructor(
     readonly q: Queries,

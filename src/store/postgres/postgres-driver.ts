@@ -99,7 +99,7 @@ interface Listener {
  */
 export class PostgresDriver implements Driver {
   readonly dialect = 'postgres' as const;
-  readonly capabilities = { multiProcess: true, listenNotify: true };
+  readonly capabilities = { multiProcess: true, listenNotify: true, deferredSync: false };
   /** Replaced (with pool and LISTEN connection) when PostgreSQL stopped answering on it. */
   private sql: Client;
   private pool: Queries;

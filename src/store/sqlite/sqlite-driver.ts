@@ -1,5 +1,5 @@
-import { mkdirSync } from 'node:fs';
-import { type FileHandle, open } from 'node:fs/promises';
+import { closeSync, fdatasyncSync, mkdirSync, openSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { systemClock } from '../../clock.js';
@@ -43,12 +43,13 @@ const FAILED_INDEX_STATES = new Set<TaskState>(['FATAL_FAILURE', 'RETRIABLE_FAIL
  */
 export class SqliteDriver implements Driver {
   readonly dialect = 'sqlite' as const;
-  readonly capabilities = { multiProcess: false, listenNotify: false };
+  readonly capabilities: { multiProcess: false; listenNotify: false; deferredSync: boolean };
   private readonly db: Database.Database;
   private readonly walPath: string | null;
-  private syncRunning: Promise<void> | null = null;
-  private syncQueued: Promise<void> | null = null;
-  private walHandle: FileHandle | null = null;
+  /** The WAL, opened for fdatasync once it exists (SQLite keeps its inode while the database is open). */
+  private walFd: number | null = null;
+  /** Commits since the last fdatasync of the WAL. */
+  private unsynced = 0;
   private readonly syncMode: 'full' | 'never';
   /** Scanning reads run here, off the event loop (none for an in-memory database, which a thread cannot share). */
   private reader: ReaderThread | null = null;
@@ -64,11 +65,11 @@ export class SqliteDriver implements Driver {
     this.db = new Database(opts.path);
     this.db.pragma('journal_mode = WAL');
     // `full` switches per transaction: FULL (fsync inside COMMIT) for transactions that must be
-    // durable when they return, NORMAL for the rest (worker reports), which durable() can
-    // still make durable later by fsyncing the WAL on the thread pool. Measured on the
-    // reference disk: an fsync inline costs about 0.17 ms of blocked event loop, while the
-    // same fsync on the thread pool, racing the next commit's writes, had a p99 of 2.4 ms.
+    // durable when they return, NORMAL for the rest, which durable() makes durable a moment
+    // later with one fdatasync of the WAL (the group commit hands out in between the tasks it
+    // inserted and claimed in that same commit). An fsync costs about 0.17 ms here.
     this.syncMode = opts.path === ':memory:' || opts.synchronous === 'normal' ? 'never' : 'full';
+    this.capabilities = { multiProcess: false, listenNotify: false, deferredSync: this.syncMode === 'full' };
     this.db.pragma('synchronous = NORMAL');
     this.walPath = this.syncMode === 'full' ? `${opts.path}-wal` : null;
     this.path = opts.path;
@@ -127,6 +128,7 @@ export class SqliteDriver implements Driver {
       try {
         const out = await fn(this.queries);
         this.exec('COMMIT');
+        if (want === 'NORMAL') this.unsynced++;
         return out;
       } catch (err) {
         if (this.db.inTransaction) this.db.exec('ROLLBACK');
@@ -142,31 +144,22 @@ export class SqliteDriver implements Driver {
     return fn(this.queries);
   }
 
+  /**
+   * Makes every commit so far durable: one fdatasync of the WAL, inline. Inline on purpose:
+   * measured here, the same fsync on libuv's thread pool, racing the next commit's writes, had
+   * a p99 of 2.4 ms against about 0.3 ms inline.
+   */
   durable(): Promise<void> {
-    if (!this.walPath) return Promise.resolve();
-    if (!this.syncRunning) {
-      this.syncRunning = this.fsyncWal().finally(() => {
-        this.syncRunning = null;
-      });
-      return this.syncRunning;
-    }
-    // The running fsync may have started before the caller's commit: one more after it.
-    this.syncQueued ??= this.syncRunning.then(() => {
-      this.syncQueued = null;
-      return this.durable();
-    });
-    return this.syncQueued;
-  }
-
-  private async fsyncWal(): Promise<void> {
+    if (!this.walPath || this.unsynced === 0) return Promise.resolve();
     try {
-      // SQLite keeps its WAL file (same inode) while the database is open, so one handle serves.
-      this.walHandle ??= await open(this.walPath as string, 'r+');
-      await this.walHandle.datasync();
+      this.walFd ??= openSync(this.walPath, 'r+');
+      fdatasyncSync(this.walFd);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // no WAL yet: nothing to sync
-      throw storeErrorOf(err);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return Promise.reject(storeErrorOf(err));
+      // no WAL file: everything is checkpointed into the (synced) database file
     }
+    this.unsynced = 0;
+    return Promise.resolve();
   }
 
   private exec(sql: string): void {
@@ -216,12 +209,11 @@ export class SqliteDriver implements Driver {
 
   async close(): Promise<void> {
     await this.chain;
-    await this.syncQueued;
-    await this.syncRunning;
-    await this.walHandle?.close();
+    await this.durable().catch(() => undefined);
+    if (this.walFd !== null) closeSync(this.walFd);
+    this.walFd = null;
     await this.reader?.close();
     this.reader = null;
-    this.walHandle = null;
     if (this.db.open) this.db.close();
   }
 }
