@@ -33,9 +33,16 @@ export interface Session {
  * come in batches: each claim is a durable commit (an fsync) and the per-task cost of a claim
  * falls with its size. Measured on the bulk bench (50 slots, 500 places, 50k tasks, three
  * interleaved runs): median drain 41.7k tasks/s against 40.7k when claiming at every report.
+ *
+ * While ingestion has payloads waiting to be written (`intakeBusy`), a worker is served only
+ * when it runs low (no more than a round of work left): accepting requests durably comes first
+ * (the queue is there to absorb bursts) and the backlog drains as soon as intake calms down.
+ * Measured on the ingest bench (64 connections, 10 payloads a request): 4.7-4.9k requests/s
+ * against 3.2-3.5k when claims kept every worker full, the drain finishing ~30 s after the load.
  */
-export function worthClaiming(s: Session): boolean {
+export function worthClaiming(s: Session, intakeBusy = false): boolean {
   if (s.credit <= 0) return false;
+  if (intakeBusy) return s.outstanding <= s.concurrency;
   return s.outstanding <= s.concurrency || s.credit * 4 >= s.capacity;
 }
 
@@ -66,6 +73,8 @@ export class Dispatcher {
   private readonly agingCarry = new Map<string, number>();
   private rotate = 0;
   private poke: () => void = () => {};
+  /** Whether submits wait to be written (ingestion): claims then wait until a worker runs low. */
+  intakeBusy: () => boolean = () => false;
 
   constructor(
     private readonly gates: GateCache,
@@ -128,7 +137,7 @@ export class Dispatcher {
   /** Whether a claim phase now would probably claim: a worker has credit and a lambda may have ready work. */
   mayClaim(): boolean {
     if (this.ready.size === 0) return false;
-    for (const s of this.sessions.values()) if (worthClaiming(s)) return true;
+    for (const s of this.sessions.values()) if (worthClaiming(s, this.intakeBusy())) return true;
     return false;
   }
 
@@ -146,7 +155,7 @@ export class Dispatcher {
     this.rotate = (this.rotate + 1) % sessions.length;
     for (let k = 0; k < sessions.length; k++) {
       const s = sessions[(this.rotate + k) % sessions.length];
-      if (!worthClaiming(s)) continue;
+      if (!worthClaiming(s, this.intakeBusy())) continue;
       const lambdas = [...s.lambdas].filter((l) => this.ready.has(l) && this.gates.lambdaMode(l) === 'open');
       for (let j = 0; j < lambdas.length && s.credit > 0; j++) {
         const lambda = lambdas[j];

@@ -137,6 +137,7 @@ export class Engine {
     );
     this.ingest = new Ingest(this, { maxQueue: config.maxQueue, writers: config.ingestWriters, batchMax: config.batchMax });
     this.dispatcher.bind(() => this.commit.poke());
+    this.dispatcher.intakeBusy = () => this.ingest.queueDepth() > 0;
     this.commit.mayClaim = () => this.dispatcher.mayClaim();
     this.hsc = new Hsc(this.commit, this.dispatcher, this.gates, { leaseMs: config.leaseMs, maxResultBytes: config.maxPayloadBytes });
     const duty = (name: string) => {
