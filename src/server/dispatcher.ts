@@ -73,6 +73,7 @@ export class Dispatcher {
   private readonly agingCarry = new Map<string, number>();
   private rotate = 0;
   private poke: () => void = () => {};
+  private claiming: Promise<unknown> = Promise.resolve();
   /** Whether submits wait to be written (ingestion): claims then wait until a worker runs low. */
   intakeBusy: () => boolean = () => false;
 
@@ -146,7 +147,15 @@ export class Dispatcher {
    * Answers whether it claimed tasks inserted before this transaction (those must be durable
    * before they are handed out; see deliverFresh).
    */
-  async claimPhase(ops: StoreOps): Promise<boolean> {
+  claimPhase(ops: StoreOps): Promise<boolean> {
+    // One claim phase at a time: flushes may run in parallel (PostgreSQL), and two claim phases
+    // reading the same credit at once would hand a worker more than it granted.
+    const run = this.claiming.then(() => this.claimNow(ops));
+    this.claiming = run.catch(() => false);
+    return run;
+  }
+
+  private async claimNow(ops: StoreOps): Promise<boolean> {
     for (const l of ops.enqueued) this.ready.add(l);
     ops.enqueued.clear();
     if (this.ready.size === 0 || this.sessions.size === 0) return false;

@@ -24,6 +24,7 @@ import { LambdaRegistry } from './lambda-registry.js';
 import { Scheduler } from './scheduler.js';
 import { Signals, signalHandlers } from './signals.js';
 import { SingletonDuty } from './singleton.js';
+import { SubmitBatcher } from './submit-batcher.js';
 
 export interface LambdaSummary {
   name: string;
@@ -79,6 +80,7 @@ export class Engine {
   /** The bounded intake queue and batch writers of POST /v1/ingest/:lambda. */
   readonly ingest: Ingest;
   readonly events = new EventEmitter<EngineEvents>().setMaxListeners(0);
+  private readonly submits: SubmitBatcher;
   private readonly ids: IdGenerator;
   private counts: { at: number; rows: Promise<Array<{ lambda: string; state: TaskState; count: number }>> } | null = null;
   private closing = false;
@@ -108,7 +110,7 @@ export class Engine {
     });
     this.commit = new GroupCommit(
       this.store,
-      { maxPending: config.maxPendingWrites, maxPerFlush: 1000 },
+      { maxPending: config.maxPendingWrites, maxPerFlush: 1000, concurrency: this.store.driver.capabilities.writers },
       {
         beforeCommit: async (ops) => {
           const fresh = this.signals.enabled && ops.enqueued.size ? [...ops.enqueued] : [];
@@ -136,6 +138,7 @@ export class Engine {
       },
     );
     this.ingest = new Ingest(this, { maxQueue: config.maxQueue, writers: config.ingestWriters, batchMax: config.batchMax });
+    this.submits = new SubmitBatcher(this.commit, () => this.gates.lookup);
     this.dispatcher.bind(() => this.commit.poke());
     this.dispatcher.intakeBusy = () => this.ingest.queueDepth() > 0;
     this.commit.mayClaim = () => this.dispatcher.mayClaim();
@@ -255,12 +258,7 @@ export class Engine {
 
   /** Inserts tasks made by newTaskOf in one group commit, all or nothing; resolves once they are durable. */
   async insertPrepared(tasks: NewTask[]): Promise<Array<{ task: TaskRow; created: boolean }>> {
-    const out = await this.commit.run(async (ops) => {
-      const res = await ops.insert(tasks, this.gates.lookup);
-      const bad = res.find((r): r is { error: ConveyorError } => 'error' in r);
-      if (bad) throw bad.error;
-      return res as Array<{ task: TaskRow; created: boolean }>;
-    });
+    const out = await this.submits.insert(tasks);
     if (this.events.listenerCount('submitted') > 0) {
       const byLambda = new Map<string, number>();
       for (const r of out) if (r.created) byLambda.set(r.task.lambda, (byLambda.get(r.task.lambda) ?? 0) + 1);

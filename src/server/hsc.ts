@@ -52,6 +52,7 @@ export class Hsc {
   private failed: Array<Tagged<FailReport>> = [];
   private released: Array<Tagged<AttemptRef>> = [];
   private queued = false;
+  private writing = false;
   private retry: NodeJS.Timeout | null = null;
   private stopped = false;
   readonly counters: HscCounters = { succeeded: 0, failed: 0, refused: 0 };
@@ -102,9 +103,12 @@ export class Hsc {
 
   /** Queues one write of every pending report into the next group commit. */
   private flush(): void {
-    if (this.queued || this.retry || this.stopped) return;
+    // One write in flight at a time, even where flushes run in parallel (PostgreSQL): a start
+    // and an outcome of one attempt in two parallel transactions could land out of order.
+    if (this.queued || this.writing || this.retry || this.stopped) return;
     if (this.started.length + this.done.length + this.failed.length + this.released.length === 0) return;
     this.queued = true;
+    this.writing = true;
     let taken: Reports | null = null;
     this.commit
       // Not waiting for the fsync: a report lost to a power cut only re-runs work (docs/durability.md).
@@ -117,8 +121,14 @@ export class Hsc {
         },
         { durable: false },
       )
+      .finally(() => {
+        this.writing = false;
+      })
       .then(
-        (refused) => this.refuse(refused),
+        (refused) => {
+          this.refuse(refused);
+          this.flush(); // what arrived while this write was in flight
+        },
         (err: unknown) => {
           if (taken === null) {
             // Failed before apply ran (write queue full, no connection): the reports are still
@@ -127,7 +137,9 @@ export class Hsc {
           } else if (isUnavailable(err)) {
             this.putBack(taken);
           } else {
-            return; // a report the store refused: those leases expire and the sweep re-runs the tasks
+            // A report the store refused: those leases expire and the sweep re-runs the tasks.
+            this.flush();
+            return;
           }
           this.retry = setTimeout(() => {
             this.retry = null;

@@ -46,6 +46,8 @@ export interface DriverCapabilities {
    * before that fsync: their insert and claim stand or fall together.
    */
   deferredSync: boolean;
+  /** Write transactions worth running at once (one connection each); the group commit flushes that many in parallel. */
+  writers: number;
   /** Wake-ups between processes (LISTEN/NOTIFY). */
   listenNotify: boolean;
 }

@@ -99,7 +99,15 @@ interface Listener {
  */
 export class PostgresDriver implements Driver {
   readonly dialect = 'postgres' as const;
-  readonly capabilities = { multiProcess: true, listenNotify: true, deferredSync: false };
+  /**
+   * Writers: flushes in flight at once. A flush is mostly round trips (the server process sat
+   * 83% idle at one at a time on the stream bench); four overlap them without starving the
+   * pool (10 connections) of room for reads, listens and heartbeats. Stream bench: 2.9k
+   * completions/s at one flush at a time, 11.2k at four. deferredSync is off: an asynchronous
+   * commit plus the WAL flush before acknowledging cost a round trip more per flush (stream
+   * 8.5k/s) for 0.3 ms of latency.
+   */
+  readonly capabilities = { multiProcess: true, listenNotify: true, deferredSync: false, writers: 4 };
   /** Replaced (with pool and LISTEN connection) when PostgreSQL stopped answering on it. */
   private sql: Client;
   private pool: Queries;
