@@ -17,11 +17,15 @@ export function tempDir(prefix = 'conveyor-test-'): string {
   return dir;
 }
 
-/** An embedded Conveyor on a temp SQLite file with fast timings, closed after the test. */
+/**
+ * An embedded Conveyor on a temp SQLite file with fast timings, closed after the test. The
+ * lease (4 heartbeats, 1 s) stays well above the event-loop stalls a loaded 2-core CI machine
+ * shows, so no test sees a lease expire unless it asks for it.
+ */
 export async function startConveyor(opts: ConveyorOptions = {}): Promise<Conveyor> {
   const c = new Conveyor({
     store: join(tempDir(), 'test.db'),
-    heartbeatMs: 100,
+    heartbeatMs: 250,
     sweepIntervalMs: 50,
     shutdownGraceMs: 500,
     ...opts,
