@@ -3,6 +3,7 @@ import { systemRandom } from '../../clock.js';
 import type { Driver, Queries } from '../driver.js';
 import { loadMigrations, loadQueries } from '../sql-files.js';
 import { storeErrorOf } from '../store-error.js';
+import { warnIfClientUnpatched } from './client-patch.js';
 import { Liveness, within } from './liveness.js';
 import { type Exec, PostgresQueries } from './postgres-queries.js';
 import { type SearchPath, searchPathOf } from './search-path.js';
@@ -95,7 +96,8 @@ interface Listener {
  * the pool is replaced (liveness.ts); every call settles within CLIENT_TIMEOUT_MS whatever
  * happens (ping within PING_TIMEOUT_MS). listen() subscriptions come back by themselves after
  * a reconnect (postgres.js re-runs LISTEN when its connection closes; a replaced pool LISTENs
- * anew) and call their onListen again.
+ * anew) and call their onListen again. A connection closing with a write pending crashed the
+ * process inside postgres.js 3.4.x; scripts/patch-deps.mjs guards that on install.
  */
 export class PostgresDriver implements Driver {
   readonly dialect = 'postgres' as const;
@@ -124,6 +126,7 @@ export class PostgresDriver implements Driver {
   private flushing: { through: number; done: Promise<void> } | null = null;
 
   constructor(opts: PostgresOptions) {
+    warnIfClientUnpatched();
     this.where = searchPathOf(opts.url, opts.schema);
     this.maxConnections = opts.maxConnections ?? DEFAULT_POOL;
     this.sql = this.connect();
