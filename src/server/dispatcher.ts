@@ -186,7 +186,7 @@ export class Dispatcher {
       }
     }
     const made = this.deliveries.get(ops);
-    return made !== undefined && made.some((d) => d.rows.some((r) => !ops.inserted.has(r.id)));
+    return (made ?? []).some((d) => d.rows.some((r) => !ops.inserted.has(r.id)));
   }
 
   /**
