@@ -1,6 +1,6 @@
 import type { Gate } from '../core/gate.js';
 import type { LambdaConfig } from '../core/lambda.js';
-import type { AttemptRow, ClaimedRow, Hold, TaskRow } from '../core/task.js';
+import type { AttemptRow, ClaimedRow, Hold, NewTask, TaskRow } from '../core/task.js';
 import type { TaskState } from '../core/task-state.js';
 
 /**
@@ -53,26 +53,15 @@ export interface DriverCapabilities {
 }
 
 /** A row to insert, fully placed. */
-export interface InsertRow {
-  id: string;
-  lambda: string;
-  collection: string | null;
+export type InsertRow = Omit<NewTask, 'dependsOn'> & {
   state: TaskState;
-  payload: string;
-  priority: number;
-  runAt: number;
-  key: string | null;
-  ordered: boolean;
-  idempotencyKey: string | null;
-  maxAttempts: number;
-  timeoutMs: number;
   reason: string | null;
   hold: Hold | null;
   depsPending: number;
   nextCheckAt: number | null;
   finishedAt: number | null;
   now: number;
-}
+};
 
 /** A row that reached a terminal state, with what its follow-ups need. */
 export interface EndedRow {

@@ -1,22 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { onCleanup } from '../helpers.js';
 
-export const BIN = fileURLToPath(new URL('../../bin/conveyor.js', import.meta.url));
+export { freePort } from '../free-port.js';
 
-/** A free TCP port on loopback. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
+export const BIN = fileURLToPath(new URL('../../bin/conveyor.js', import.meta.url));
 
 export interface Proc {
   child: ChildProcess;

@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { freePort } from '../free-port.js';
 
 const run = promisify(execFile);
 
@@ -47,18 +47,6 @@ function binDir(): string | null {
 }
 
 const asRoot = userInfo().uid === 0;
-
-/** A free TCP port on loopback (this file runs outside vitest too, so it imports no test helper). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 /** Why a private cluster cannot be made here, or null when it can. */
 export function privateClusterUnavailable(): string | null {

@@ -1,7 +1,7 @@
 // Pieces shared by the pages: stat cards, the backlog bar, the live charts of one scope.
 
 import { timeChart } from './charts.js';
-import { h, replace } from './dom.js';
+import { h, panel, replace } from './dom.js';
 import { count, ms, perSecond, STATE_COLOURS, STATES } from './format.js';
 
 /** A stat card; answers { el, set(value, unit, foot, bad) }. */
@@ -98,6 +98,15 @@ export function liveCharts(pick) {
   };
   return {
     charts,
+    /** The four charts in their panels, as both the overview and a lambda's page show them. */
+    panels() {
+      return [
+        panel('Throughput', charts.throughput.el, { hint: 'attempts per second' }),
+        panel('Errors over time', charts.errors.el, { hint: 'failed attempts per second, by kind' }),
+        panel('Run time', charts.run.el, { hint: 'handler start to finish, last 10 s' }),
+        panel('Queue wait', charts.wait.el, { hint: 'due to claimed, last 10 s' }),
+      ];
+    },
     update(points) {
       const rows = points.map((p) => ({ p, s: pick(p) }));
       const at = (fn) => rows.map(({ p, s }) => ({ t: p.at, v: fn(s, p) }));

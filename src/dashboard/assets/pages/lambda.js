@@ -39,10 +39,7 @@ export function mount(root, name) {
     h(
       'div',
       { class: 'grid grid-2' },
-      panel('Throughput', charts.charts.throughput.el, { hint: 'attempts per second' }),
-      panel('Errors over time', charts.charts.errors.el, { hint: 'failed attempts per second, by kind' }),
-      panel('Run time', charts.charts.run.el, { hint: 'last 10 s' }),
-      panel('Queue wait', charts.charts.wait.el, { hint: 'last 10 s' }),
+      ...charts.panels(),
       panel('Tasks by state', [bar.el, chips], { hint: 'click a state to list its tasks' }),
       panel('Settings', settings, { hint: 'defaults; a submitted task may override them' }),
     ),

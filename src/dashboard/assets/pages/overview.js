@@ -45,10 +45,7 @@ export function mount(root) {
     h(
       'div',
       { class: 'grid grid-2' },
-      panel('Throughput', charts.charts.throughput.el, { hint: 'attempts per second' }),
-      panel('Errors over time', charts.charts.errors.el, { hint: 'failed attempts per second, by kind' }),
-      panel('Run time', charts.charts.run.el, { hint: 'handler start to finish, last 10 s' }),
-      panel('Queue wait', charts.charts.wait.el, { hint: 'due to claimed, last 10 s' }),
+      ...charts.panels(),
       panel('Backlog by state', bar.el, { hint: 'all lambdas, now' }),
       panel('Open tasks over time', backlogChart.el, { hint: 'since this page opened' }),
     ),
