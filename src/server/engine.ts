@@ -107,6 +107,7 @@ export class Engine {
       leaseMs: config.leaseMs,
       claimBatchMax: config.claimBatchMax,
       agingShare: config.agingShare,
+      clock,
     });
     this.commit = new GroupCommit(
       this.store,

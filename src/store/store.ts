@@ -153,14 +153,23 @@ export class StoreOps {
   /**
    * Claims up to `limit` ready tasks of one lambda for a worker: `overdue` of them from the
    * tasks that waited past their enqueue timeout (oldest first), the rest by priority.
+   * `overdueShort` tells that fewer overdue tasks than asked were there.
    */
-  async claim(p: { lambda: string; limit: number; overdue: number; workerId: string; leaseMs: number }): Promise<ClaimedRow[]> {
+  async claim(p: {
+    lambda: string;
+    limit: number;
+    overdue: number;
+    workerId: string;
+    leaseMs: number;
+  }): Promise<{ rows: ClaimedRow[]; overdueShort: boolean }> {
     const now = this.now();
     const base = { lambda: p.lambda, workerId: p.workerId, now, leaseUntil: now + p.leaseMs };
-    const old = p.overdue > 0 ? await this.q.taskClaimOverdue({ ...base, limit: Math.min(p.overdue, p.limit) }) : [];
-    if (old.length >= p.limit) return old;
+    const askOld = Math.min(p.overdue, p.limit);
+    const old = askOld > 0 ? await this.q.taskClaimOverdue({ ...base, limit: askOld }) : [];
+    const overdueShort = old.length < askOld;
+    if (old.length >= p.limit) return { rows: old, overdueShort };
     const fresh = await this.q.taskClaimReady({ ...base, limit: p.limit - old.length });
-    return old.length ? old.concat(fresh) : fresh;
+    return { rows: old.length ? old.concat(fresh) : fresh, overdueShort };
   }
 
   /** Records that executors started these attempts; answers the ids whose lease is still held. */

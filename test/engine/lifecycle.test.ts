@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FatalError, retryAfter } from '../../src/errors.js';
 import type { LambdaDefinition } from '../../src/index.js';
-import { sleep, startConveyor } from '../helpers.js';
+import { sleep, startConveyor, until } from '../helpers.js';
 
 const ok: LambdaDefinition = { name: 'ok', handler: async (p) => ({ echo: p }) };
 
@@ -118,6 +118,40 @@ describe('task lifecycle (embedded, SQLite)', () => {
     await c.resume('p');
     for (const t of tasks) await c.waitFor(t.id);
     expect(order).toEqual([...prios].sort((a, b) => b - a));
+  });
+
+  // Aging: a task ready for longer than the enqueue timeout gets a share of the claims (one in
+  // ten by default), so a flood of higher priorities delays it, but not until the flood ends.
+  // Without aging the same low-priority task runs last, which shows the test can fail.
+  it.each([
+    { agingShare: 0.1, runsLast: false },
+    { agingShare: 0, runsLast: true },
+  ])('lets a starved low priority run during a flood of high ones (agingShare $agingShare)', async ({ agingShare, runsLast }) => {
+    const order: string[] = [];
+    const c = await startConveyor({
+      concurrency: 1,
+      prefetch: 0,
+      enqueueTimeoutMs: 150,
+      agingShare,
+      lambdas: [
+        {
+          name: 'flood',
+          handler: async (p: { id: string }) => {
+            order.push(p.id);
+            await sleep(5);
+          },
+        },
+      ],
+    });
+    await c.pause('flood');
+    const low = await c.submit('flood', { id: 'low' }, { priority: 0 });
+    await c.submitMany(Array.from({ length: 400 }, (_, i) => ({ lambda: 'flood', payload: { id: `high-${i}` }, priority: 9 })));
+    await c.resume('flood');
+    await c.waitFor(low.id, { timeoutMs: 20_000 });
+    await until(() => order.length === 401, 20_000);
+    const at = order.indexOf('low');
+    if (runsLast) expect(at).toBe(400);
+    else expect(at).toBeLessThan(350);
   });
 
   it('holds tasks of a paused lambda or collection, and cancels them in drop mode', async () => {
@@ -299,11 +333,3 @@ describe('task lifecycle (embedded, SQLite)', () => {
     await expect(c.submit('ok', {}, { priorty: 1 } as never)).rejects.toThrow('unknown field "priorty" (did you mean "priority"?)');
   });
 });
-
-async function until(fn: () => Promise<boolean>, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > end) throw new Error('timed out');
-    await sleep(10);
-  }
-}

@@ -87,7 +87,7 @@ export class Harness {
 
   /** Claims and answers the claimed tasks as full rows. */
   async claim(lambda = 'work', limit = 10, overdue = 0, workerId = 'w1'): Promise<TaskRow[]> {
-    const claimed = await this.tx((o) => o.claim({ lambda, limit, overdue, workerId, leaseMs: LEASE_MS }));
+    const { rows: claimed } = await this.tx((o) => o.claim({ lambda, limit, overdue, workerId, leaseMs: LEASE_MS }));
     const rows = await this.store.read((o) => o.q.taskByIds(claimed.map((c) => c.id)));
     const byId = new Map(rows.map((r) => [r.id, r]));
     return claimed.map((c) => {
