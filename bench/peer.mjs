@@ -151,6 +151,8 @@ const RUNS = {
       enqueue_ms: round(t1 - t0),
       drain_ms: round(tEnd - starting.t),
       drain_handler_ms: round(reached.t - starting.t),
+      // From the worker's start to its first handler: connecting, the hello and the first claim.
+      first_task_ms: round(reached.firstAt - starting.t),
       worker_boot_ms: round(starting.t - tFork),
       queued_before_drain: queued,
       remaining_after_drain: rem,
@@ -329,6 +331,7 @@ async function workerMain() {
   let maxInFlight = 0;
   let target = ctx.target ?? Number.POSITIVE_INFINITY;
   let reachedSent = false;
+  let firstAt = null;
   const stamps = ctx.workload === 'latency' ? new Map() : null;
   const { writeFile } = await import('node:fs/promises');
   // Ingest payloads are the clients' items as sent, and every request repeats the same `i`s:
@@ -336,6 +339,7 @@ async function workerMain() {
   const jobOf = ctx.workload === 'ingest' ? (_data, tctx) => tctx.task.id : (data) => data.i;
   const handler = async (data, tctx) => {
     const t = now();
+    firstAt ??= t;
     inFlight++;
     if (inFlight > maxInFlight) maxInFlight = inFlight;
     try {
@@ -348,7 +352,7 @@ async function workerMain() {
         done++;
         if (done >= target && !reachedSent) {
           reachedSent = true;
-          send({ type: 'reached', t: now(), done });
+          send({ type: 'reached', t: now(), done, firstAt });
         }
       } else dup++;
       return null;
