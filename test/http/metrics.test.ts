@@ -3,9 +3,11 @@ import { ConveyorMetrics } from '../../src/http/metrics.js';
 import type { LambdaDefinition } from '../../src/index.js';
 import { startConveyor, until } from '../helpers.js';
 
-// A strict reader of the Prometheus text format 0.0.4 (no parser is installed and none is
-// worth a dependency): every sample must belong to a family declared by # TYPE before it,
-// names and labels must be well-formed, label values correctly escaped, no series twice.
+// A strict reader of the Prometheus text format 0.0.4: every sample must belong to a family
+// declared by # TYPE before it, names and labels must be well-formed, label values correctly
+// escaped, no series twice. Not a library: the npm parsers tried (parse-prometheus-text-format
+// 1.1.1, exposition 1.2.0) merge the series of a labelled histogram into one and drop their
+// labels, which is exactly what this test must see.
 
 type MetricType = 'counter' | 'gauge' | 'histogram' | 'summary' | 'untyped';
 interface Sample {
