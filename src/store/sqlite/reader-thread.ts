@@ -1,6 +1,6 @@
 import { isMainThread, parentPort, type Worker, workerData } from 'node:worker_threads';
-import Database from 'better-sqlite3';
 import { startThread } from '../../threads.js';
+import { type BetterSqlite3, Database } from './better-sqlite3.js';
 
 /**
  * A second, read-only connection in a worker thread, for reads that scan (task counts by
@@ -44,7 +44,7 @@ export class ReaderThread {
 if (!isMainThread && parentPort && (workerData as { path?: string })?.path) {
   const db = new Database((workerData as { path: string }).path, { readonly: true, fileMustExist: true });
   db.pragma('busy_timeout = 5000');
-  const statements = new Map<string, Database.Statement>();
+  const statements = new Map<string, BetterSqlite3.Statement>();
   parentPort.on('message', (m: { id: number; sql: string; params: object }) => {
     try {
       let s = statements.get(m.sql);

@@ -1,7 +1,6 @@
 import { closeSync, fdatasyncSync, mkdirSync, openSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
 import { systemClock } from '../../clock.js';
 import type { Gate } from '../../core/gate.js';
 import { WHOLE_LAMBDA } from '../../core/gate.js';
@@ -11,6 +10,7 @@ import type { Driver, EndedRow, LambdaRow, Queries } from '../driver.js';
 import { attemptOf, claimedOf, endedOf, taskOf } from '../rows.js';
 import { loadMigrations, loadQueries } from '../sql-files.js';
 import { storeErrorOf } from '../store-error.js';
+import { type BetterSqlite3, Database } from './better-sqlite3.js';
 import { ReaderThread } from './reader-thread.js';
 
 export interface SqliteOptions {
@@ -27,7 +27,7 @@ export interface SqliteOptions {
   busyTimeoutMs?: number;
 }
 
-type Stmt = Database.Statement;
+type Stmt = BetterSqlite3.Statement;
 
 /** Rows per INSERT statement (see taskInsert in sql/task.sql for the measurement). */
 const INSERT_CHUNK = 64;
@@ -44,7 +44,7 @@ const FAILED_INDEX_STATES = new Set<TaskState>(['FATAL_FAILURE', 'RETRIABLE_FAIL
 export class SqliteDriver implements Driver {
   readonly dialect = 'sqlite' as const;
   readonly capabilities: { multiProcess: false; listenNotify: false; deferredSync: boolean; writers: number };
-  private readonly db: Database.Database;
+  private readonly db: BetterSqlite3.Database;
   private readonly walPath: string | null;
   /** The WAL, opened for fdatasync once it exists (SQLite keeps its inode while the database is open). */
   private walFd: number | null = null;
