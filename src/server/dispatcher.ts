@@ -59,8 +59,8 @@ export interface DispatcherOptions {
  * asked for. A task turns overdue only a whole enqueue timeout after it became ready, so the
  * check need not run with every claim; aging still starts within this much of a task turning
  * overdue, and while overdue tasks are found, every claim takes its share of them. On
- * PostgreSQL the empty query was a round trip inside every (serialized) claim: 12% of the
- * bulk drain's claim time.
+ * PostgreSQL the empty query was a round trip inside every (serialized) claim: in a 20,000-task
+ * bulk drain, 72 of them took 135 ms of the 800 ms spent claiming.
  */
 export const OVERDUE_RECHECK_MS = 1000;
 
