@@ -60,6 +60,9 @@ describe('HTTP API through a real socket', () => {
     expect(cancelled.status).toBe(200);
     expect(cancelled.json.task.state).toBe('CANCELLED');
     expect((await call('POST', `/v1/tasks/${later.id}/cancel`)).json.error.code).toBe('invalid_state');
+    const listed = await call('GET', '/v1/tasks?state=CANCELLED');
+    expect(listed.status).toBe(200);
+    expect(listed.json.tasks.map((t: { id: string }) => t.id)).toEqual([later.id]);
     const redriven = await call('POST', `/v1/tasks/${later.id}/retry`);
     expect(redriven.status).toBe(200);
     await c.waitFor(later.id);

@@ -368,6 +368,16 @@ export function runStoreContract(target: ContractTarget): void {
         expect(counts).toEqual([{ lambda: 'work', state: 'ENQUEUED', count: 5 }]);
       });
 
+      it('lists tasks of a failure state newest first, through its own index', async () => {
+        const rows = await h.insert(...Array.from({ length: 4 }, () => h.task()));
+        for (const r of [rows[0], rows[2], rows[3]]) await h.tx((o) => o.cancel(r.id, h.gate));
+        const page = await h.store.read((o) => o.q.taskList({ limit: 2, state: 'CANCELLED' }));
+        expect(page.map((r) => r.id)).toEqual([rows[3].id, rows[2].id]);
+        const rest = await h.store.read((o) => o.q.taskList({ limit: 2, state: 'CANCELLED', beforeId: rows[2].id }));
+        expect(rest.map((r) => r.id)).toEqual([rows[0].id]);
+        expect(await h.store.read((o) => o.q.taskList({ limit: 10, state: 'FATAL_FAILURE' }))).toEqual([]);
+      });
+
       it('holds a singleton lease for one holder at a time until it expires', async () => {
         const now = h.clock.now();
         expect(await h.tx((o) => o.q.leaseTry('sweep', 'a', now, now + 1000))).toBe(true);

@@ -185,8 +185,10 @@ SELECT * FROM tasks INDEXED BY tasks_by_key
  ORDER BY id DESC LIMIT @limit;
 
 -- name: taskListFailed
+-- The first term is the index's predicate: SQLite uses a partial index only where the query's
+-- WHERE holds it, and `state = @state` alone cannot show that before the value is bound.
 SELECT * FROM tasks INDEXED BY tasks_failed
- WHERE state = @state AND (@beforeId IS NULL OR id < @beforeId)
+ WHERE state IN ('FATAL_FAILURE', 'RETRIABLE_FAILURE', 'CANCELLED') AND state = @state AND (@beforeId IS NULL OR id < @beforeId)
  ORDER BY id DESC LIMIT @limit;
 
 -- name: attemptList
