@@ -198,7 +198,7 @@ export class Hsc {
       for (const x of failed) if (!ok.has(x.id)) refused.push(x);
     }
     if (released.length) {
-      const ok = await ops.release(released);
+      const ok = await ops.release(released, gate);
       for (const r of released) if (!ok.has(r.id)) refused.push(r);
     }
     return refused;

@@ -157,7 +157,11 @@ export interface Queries {
   taskRenewMany(items: FencedItem[], leaseUntil: number): Promise<Set<string>>;
   taskSucceedMany(items: SucceedItem[], now: number, retainUntil: number): Promise<EndedRow[]>;
   taskFailMany(items: FailItem[], now: number): Promise<EndedRow[]>;
-  taskReleaseMany(items: FencedItem[], nextCheckAt: number, now: number): Promise<Array<{ id: string; lambda: string }>>;
+  taskReleaseMany(
+    items: FencedItem[],
+    nextCheckAt: number,
+    now: number,
+  ): Promise<Array<{ id: string; lambda: string; collection: string | null }>>;
   attemptInsertMany(rows: AttemptRow[]): Promise<void>;
 
   // tasks: move and sweep

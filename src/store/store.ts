@@ -184,11 +184,22 @@ export class StoreOps {
     return items.filter((it) => !ok.has(it.id));
   }
 
-  /** Gives back claimed tasks that never started; their attempt does not count. */
-  async release(items: FencedItem[]): Promise<Set<string>> {
+  /**
+   * Gives back claimed tasks that never started; their attempt does not count. A gate closed
+   * while they were out (a worker gives back its prefetched tasks of a paused lambda) applies
+   * to them now: applying the gate moved only the rows that were ready then.
+   */
+  async release(items: FencedItem[], gate: GateLookup): Promise<Set<string>> {
     const now = this.now();
     const back = await this.q.taskReleaseMany(items, now + this.ctx.timing.enqueueTimeoutMs, now);
-    for (const r of back) this.enqueued.add(r.lambda);
+    const gated = back.filter((r) => gate(r.lambda, r.collection) !== 'open');
+    if (gated.length) {
+      const rows = await this.q.taskByIds(gated.map((r) => r.id));
+      const byMode = (mode: GateMode) => rows.filter((r) => r.state === 'ENQUEUED' && gate(r.lambda, r.collection) === mode);
+      await moveRows(this, byMode('pause'), 'park', { state: 'NEW', hold: 'gate', nextCheckAt: null, reason: null }, gate);
+      await moveRows(this, byMode('drop'), 'cancel', cancelled('dropped', now, this.ctx.timing), gate);
+    }
+    for (const r of back) if (!gated.includes(r)) this.enqueued.add(r.lambda);
     return new Set(back.map((r) => r.id));
   }
 

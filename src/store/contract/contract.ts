@@ -187,7 +187,7 @@ export function runStoreContract(target: ContractTarget): void {
         h.clock.advance(2000);
         await h.sweep();
         [c] = await h.claim();
-        expect(await h.tx((o) => o.release([{ id: c.id, attempt: c.attempt }]))).toEqual(new Set([t.id]));
+        expect(await h.tx((o) => o.release([{ id: c.id, attempt: c.attempt }], h.gate))).toEqual(new Set([t.id]));
         row = await h.get(t.id);
         expect(row.state).toBe('ENQUEUED');
         expect(row.tries).toBe(0);
@@ -346,6 +346,24 @@ export function runStoreContract(target: ContractTarget): void {
         const [b] = await h.insert(h.task());
         expect(b.state).toBe('CANCELLED');
         expect(b.reason).toBe('dropped');
+      });
+
+      it('applies a gate closed while a task was claimed when the worker gives it back', async () => {
+        const [a, b, c] = await h.insert(h.task({ collection: 'c1' }), h.task({ collection: 'c2' }), h.task());
+        const claimed = await h.claim();
+        expect(claimed.map((r) => r.id).sort()).toEqual([a.id, b.id, c.id].sort());
+        h.setGates([
+          { lambda: 'work', collection: 'c1', mode: 'pause' },
+          { lambda: 'work', collection: 'c2', mode: 'drop' },
+        ]);
+        const back = await h.tx((o) => o.release(claimed.map((r) => ({ id: r.id, attempt: r.attempt })), h.gate));
+        expect(back.size).toBe(3);
+        expect(await h.get(a.id)).toMatchObject({ state: 'NEW', hold: 'gate' });
+        expect(await h.get(b.id)).toMatchObject({ state: 'CANCELLED', reason: 'dropped' });
+        expect(await h.get(c.id)).toMatchObject({ state: 'ENQUEUED', hold: null });
+        h.setGates([]);
+        await h.tx((o) => o.applyGate({ lambda: 'work', collection: 'c1', mode: 'open', source: 'held', limit: 100, after: null }, h.gate));
+        expect((await h.claim()).map((r) => r.id).sort()).toEqual([a.id, c.id].sort());
       });
 
       it('claims skip a gated collection even when a stale cache enqueued it', async () => {

@@ -158,7 +158,7 @@ export class PostgresQueries implements Queries {
   async taskReleaseMany(items: FencedItem[], nextCheckAt: number, now: number) {
     if (items.length === 0) return [];
     const rows = await this.exec('taskRelease', [...fenced(items), nextCheckAt, now]);
-    return rows.map((r) => ({ id: r.id as string, lambda: r.lambda as string }));
+    return rows.map((r) => ({ id: r.id as string, lambda: r.lambda as string, collection: r.collection as string | null }));
   }
 
   async attemptInsertMany(rows: AttemptRow[]) {

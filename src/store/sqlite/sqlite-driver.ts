@@ -313,10 +313,10 @@ function sqliteQueries(d: SqliteDriver): Queries {
       return out;
     },
     async taskReleaseMany(items, nextCheckAt, now) {
-      const out: Array<{ id: string; lambda: string }> = [];
+      const out: Array<{ id: string; lambda: string; collection: string | null }> = [];
       for (const it of items) {
         const r = get('taskRelease', { id: it.id, attempt: it.attempt, nextCheckAt, now });
-        if (r) out.push({ id: it.id, lambda: r.lambda as string });
+        if (r) out.push({ id: it.id, lambda: r.lambda as string, collection: r.collection as string | null });
       }
       return out;
     },

@@ -140,7 +140,7 @@ RETURNING tasks.id, tasks.lambda, tasks.key, tasks.ordered, tasks.has_children, 
 UPDATE tasks SET state = {to:release}, tries = tries - 1, worker_id = NULL, next_check_at = $3::bigint, updated_at = $4::bigint
   FROM unnest($1::text[], $2::int[]) AS v(id, attempt)
  WHERE tasks.id = v.id AND tasks.attempt = v.attempt AND tasks.state IN {from:release}
-RETURNING tasks.id, tasks.lambda;
+RETURNING tasks.id, tasks.lambda, tasks.collection;
 
 -- name: attemptInsert
 -- $1 task ids, $2 attempts, $3 worker ids, $4 started ats, $5 finished ats, $6 outcomes, $7 errors

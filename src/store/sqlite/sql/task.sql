@@ -100,7 +100,7 @@ RETURNING id, lambda, key, ordered, has_children, state;
 -- name: taskRelease
 UPDATE tasks SET state = {to:release}, tries = tries - 1, worker_id = NULL, next_check_at = @nextCheckAt, updated_at = @now
  WHERE id = @id AND attempt = @attempt AND state IN {from:release}
-RETURNING lambda;
+RETURNING lambda, collection;
 
 -- name: attemptInsert
 INSERT INTO task_attempts (task_id, attempt, worker_id, started_at, finished_at, outcome, error)
