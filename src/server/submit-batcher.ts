@@ -2,7 +2,10 @@ import type { GateLookup } from '../core/gate.js';
 import type { NewTask, TaskRow } from '../core/task.js';
 import { ConveyorError } from '../errors.js';
 import type { StoreOps } from '../store/store.js';
+import { isUnavailable } from '../store/store-error.js';
 import type { GroupCommit } from './group-commit.js';
+
+const isQueueFull = (err: unknown) => err instanceof ConveyorError && err.code === 'queue_full';
 
 type Created = Array<{ task: TaskRow; created: boolean }>;
 
@@ -44,11 +47,23 @@ export class SubmitBatcher {
         .then(
           (settle) => settle(),
           (err: unknown) => {
-            // The flush failed (store unavailable, queue full, a bug): none of these was written.
-            for (const p of batch ?? this.take()) p.reject(err);
+            // The write failed: none of these was written. Where one submit may be the cause
+            // (the store refused a value), each is tried on its own, so it fails alone.
+            const failed = batch ?? this.take();
+            if (failed.length === 1 || isUnavailable(err) || isQueueFull(err)) for (const p of failed) p.reject(err);
+            else for (const p of failed) this.alone(p);
           },
         );
     });
+  }
+
+  private alone(p: Pending): void {
+    this.commit
+      .run((ops) => this.apply(ops, [p]))
+      .then(
+        (settle) => settle(),
+        (err: unknown) => p.reject(err),
+      );
   }
 
   /** Takes every pending submit; submits arriving from now on queue the next write. */

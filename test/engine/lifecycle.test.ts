@@ -1,7 +1,9 @@
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { FatalError, retryAfter } from '../../src/errors.js';
 import type { LambdaDefinition } from '../../src/index.js';
-import { sleep, startConveyor, until } from '../helpers.js';
+import { sleep, startConveyor, tempDir, until } from '../helpers.js';
 
 const ok: LambdaDefinition = { name: 'ok', handler: async (p) => ({ echo: p }) };
 
@@ -181,6 +183,19 @@ describe('task lifecycle (embedded, SQLite)', () => {
     const b = await c.submit('ok', { n: 2 }, { idempotencyKey: 'order-42' });
     expect(b.id).toBe(a.id);
     expect(b.payload).toEqual({ n: 1 });
+  });
+
+  it('fails only the submit the store refuses, not those committed in the same group', async () => {
+    const dir = tempDir();
+    const c = await startConveyor({ lambdas: [ok], store: join(dir, 'poison.db') });
+    // A fault only the store knows of, injected through a second connection to the same file.
+    const db = new Database(join(dir, 'poison.db'));
+    db.exec(`CREATE TRIGGER poison BEFORE INSERT ON tasks WHEN NEW.key = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END`);
+    db.close();
+    const keys = Array.from({ length: 12 }, (_, i) => (i === 5 ? 'poison' : `k${i}`));
+    const outcomes = await Promise.allSettled(keys.map((key) => c.submit('ok', {}, { key })));
+    expect(outcomes.map((o) => o.status)).toEqual(keys.map((k) => (k === 'poison' ? 'rejected' : 'fulfilled')));
+    for (const o of outcomes) if (o.status === 'fulfilled') expect((await c.waitFor(o.value.id)).state).toBe('SUCCESS');
   });
 
   it('runs a child after its parents succeeded, and cancels it when a parent fails for good', async () => {
