@@ -27,7 +27,16 @@ export interface SubmitInput {
   dependsOn?: string[];
 }
 
-const str = (maxLength: number) => ({ type: 'string', minLength: 1, maxLength });
+/**
+ * Names, keys and ids may not hold NUL: PostgreSQL's text cannot store it (SQLite can), and a
+ * submit must mean the same on either store.
+ */
+export const NO_NUL = '^[^\\u0000]*$';
+const str = (maxLength: number) => ({ type: 'string', minLength: 1, maxLength, pattern: NO_NUL });
+/** A collection may not be "*": gates store the whole lambda's gate under that name. */
+export const COLLECTION = { type: 'string', minLength: 1, maxLength: LIMITS.collectionLength, pattern: '^(?!\\*$)[^\\u0000]*$' };
+/** The latest time a JavaScript Date can hold (year 275760). */
+const MAX_TIME = 8.64e15;
 const int = (minimum: number, maximum: number) => ({ type: 'integer', minimum, maximum });
 
 /** JSON schema of one submitted task, shared by the HTTP routes (and OpenAPI) and the library. */
@@ -39,16 +48,16 @@ export const submitSchema = {
   properties: {
     lambda: str(LIMITS.nameLength),
     payload: {},
-    runAt: { anyOf: [{ type: 'string', minLength: 1, maxLength: 64 }, int(0, 8.64e15)] },
-    delayMs: int(0, 8.64e15),
+    runAt: { anyOf: [{ type: 'string', minLength: 1, maxLength: 64 }, int(0, MAX_TIME)] },
+    delayMs: int(0, MAX_TIME),
     priority: int(LIMITS.priorityMin, LIMITS.priorityMax),
-    collection: str(LIMITS.collectionLength),
+    collection: COLLECTION,
     key: str(LIMITS.keyLength),
     ordered: { type: 'boolean' },
     idempotencyKey: str(LIMITS.idempotencyKeyLength),
     maxAttempts: int(1, LIMITS.maxAttemptsMax),
     timeoutMs: int(1, LIMITS.timeoutMsMax),
-    dependsOn: { type: 'array', maxItems: LIMITS.dependsOnMax, items: { type: 'string', minLength: 1, maxLength: 64 } },
+    dependsOn: { type: 'array', maxItems: LIMITS.dependsOnMax, items: str(64) },
   },
 } as const;
 
@@ -65,6 +74,11 @@ export function describeSchemaError(e: ErrorObject, root = ''): string {
     return `${path ? `${path}: ` : ''}unknown field "${extra}"${hint ? ` (did you mean "${hint}"?)` : ''}`;
   }
   if (e.keyword === 'anyOf' && path.endsWith('runAt')) return `${path} must be an ISO 8601 time or epoch milliseconds`;
+  if (e.keyword === 'pattern') {
+    const pattern = (e.params as { pattern: string }).pattern;
+    if (pattern === NO_NUL) return `${path} must not contain NUL characters`;
+    if (pattern === COLLECTION.pattern) return `${path} must not be "*" (it stands for the whole lambda) nor contain NUL characters`;
+  }
   return `${path || 'body'} ${e.message ?? 'is invalid'}`;
 }
 
@@ -83,6 +97,16 @@ export function runAtOf(input: SubmitInput, now: number, where: string): number 
   if (input.runAt !== undefined && input.delayMs !== undefined) {
     throw new ConveyorError('validation_failed', `${where}give either runAt or delayMs, not both`);
   }
+  const at = runAtMs(input, now, where);
+  // Times are shown as ISO 8601 (the API, the dashboard), which a Date beyond this cannot be.
+  if (!(at >= 0 && at <= MAX_TIME)) {
+    const field = input.delayMs !== undefined ? 'delayMs' : 'runAt';
+    throw new ConveyorError('validation_failed', `${where}${field}: the start time must fall between 1970 and the year 275760`);
+  }
+  return at;
+}
+
+function runAtMs(input: SubmitInput, now: number, where: string): number {
   if (input.delayMs !== undefined) return now + input.delayMs;
   const r = input.runAt;
   if (r === undefined) return now;

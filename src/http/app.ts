@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import type { Engine } from '../server/engine.js';
 import { authHook } from './auth.js';
 import { errorHandler, sendError } from './errors.js';
+import { strictJsonBodies } from './json-body.js';
 import { healthRoutes } from './routes/health.js';
 import { ingestRoutes } from './routes/ingest.js';
 import { lambdaRoutes } from './routes/lambdas.js';
@@ -40,6 +41,7 @@ export async function buildApp(engine: Engine, opts: HttpOptions): Promise<Fasti
     keepAliveTimeout: 65_000,
   });
   app.setValidatorCompiler(validatorCompiler);
+  strictJsonBodies(app);
   app.setErrorHandler(errorHandler(opts.logger));
   app.setNotFoundHandler((req, reply) =>
     sendError(reply, new ConveyorError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`)),
@@ -48,6 +50,12 @@ export async function buildApp(engine: Engine, opts: HttpOptions): Promise<Fasti
   // app.close() waiting for ever.
   await app.register(websocket, { options: { maxPayload: MAX_FRAME_BYTES } });
   app.addHook('onRequest', authHook(opts.token));
+  // Ids, names and keys in a path or query never hold NUL (submits refuse it: PostgreSQL's text
+  // cannot store it), so a NUL there can only be a mistake; refused before any store sees it.
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.url.includes('%00') || req.url.includes('\0'))
+      return sendError(reply, new ConveyorError('validation_failed', 'the URL holds a NUL character (%00)'));
+  });
   await app.register(swagger, {
     openapi: {
       info: {

@@ -1,11 +1,12 @@
 import { Ajv } from 'ajv';
 import { lambdaConfigOf } from '../core/lambda.js';
+import { NO_NUL } from '../core/submit.js';
 import { ConveyorError } from '../errors.js';
 import { PROTOCOL_VERSION, type WorkerFrame } from './frames.js';
 
 // Frames from a remote worker are input like any request body: checked before they reach
 // the HSC, so a buggy or hostile worker gets an error frame, never a crashed server.
-const id = { type: 'string', minLength: 1, maxLength: 64 };
+const id = { type: 'string', minLength: 1, maxLength: 64, pattern: NO_NUL };
 const attempt = { type: 'integer', minimum: 0 };
 const ms = { type: 'number' };
 const ref = { type: 'object', required: ['id', 'attempt'], properties: { id, attempt } };
@@ -24,7 +25,7 @@ const schema = {
       properties: {
         type: { const: 'hello' },
         protocol: { type: 'integer' },
-        workerId: { type: 'string', minLength: 1, maxLength: 256 },
+        workerId: { type: 'string', minLength: 1, maxLength: 256, pattern: NO_NUL },
         lambdas: list({ type: 'object', required: ['name'] }, 10_000),
         capacity: { type: 'integer', minimum: 0, maximum: 1_000_000 },
         concurrency: { type: 'integer', minimum: 1, maximum: 1_000_000 },

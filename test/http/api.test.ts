@@ -13,7 +13,7 @@ async function serve(opts: { token?: string; bodyLimit?: number } = {}) {
   const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
     const init: RequestInit = { method, headers: { ...headers } };
     if (body !== undefined) {
-      init.body = typeof body === 'string' ? body : JSON.stringify(body);
+      init.body = typeof body === 'string' || body instanceof Uint8Array ? (body as BodyInit) : JSON.stringify(body);
       (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
     }
     const res = await fetch(url + path, init);
@@ -106,6 +106,18 @@ describe('HTTP API through a real socket', () => {
       ['POST', '/v1/tasks', [1, 2], 400, 'validation_failed'],
       ['POST', '/v1/tasks', '{"lambda":"echo","payload":{"__proto__":{"x":1}}}', 400, 'invalid_json'],
       ['POST', '/v1/tasks', { lambda: 'echo', payload: 'x'.repeat(5000) }, 413, 'body_too_large'],
+      // beyond what a Date can hold: refused, never stored (it could not be shown as a time)
+      ['POST', '/v1/tasks', { lambda: 'echo', delayMs: 8.64e15 }, 400, 'validation_failed', /delayMs: the start time/],
+      ['POST', '/v1/tasks', { lambda: 'echo', runAt: '+275760-09-14T00:00:00Z' }, 400, 'validation_failed', /runAt/],
+      // NUL cannot be stored by PostgreSQL: refused on every store alike
+      ['POST', '/v1/tasks', { lambda: 'echo', key: 'a\u0000b' }, 400, 'validation_failed', /key must not contain NUL/],
+      ['POST', '/v1/tasks', { lambda: 'echo', dependsOn: ['a\u0000'] }, 400, 'validation_failed', /dependsOn\.0 must not contain NUL/],
+      ['GET', '/v1/tasks?key=a%00b', undefined, 400, 'validation_failed', /NUL/],
+      ['POST', '/v1/tasks/a%00b/cancel', undefined, 400, 'validation_failed', /NUL/],
+      ['POST', '/v1/tasks', { lambda: 'echo', collection: '*' }, 400, 'validation_failed', /collection must not be "\*"/],
+      ['POST', '/v1/lambdas/echo/pause', { collection: '*' }, 400, 'validation_failed', /collection/],
+      ['POST', '/v1/tasks', '{"lambda":"echo"}', 415, 'unsupported_media_type', undefined, { 'content-type': 'text/plain' }],
+      ['POST', '/v1/tasks', Buffer.from('{"lambda":"echo","payload":"\xff\xfe"}', 'latin1'), 400, 'invalid_json', /UTF-8/],
       [
         'POST',
         '/v1/tasks',

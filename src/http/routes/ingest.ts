@@ -1,6 +1,4 @@
-import { isUtf8 } from 'node:buffer';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ConveyorError } from '../../errors.js';
 import type { Engine } from '../../server/engine.js';
 import { sendError } from '../errors.js';
 import { resource } from '../route.js';
@@ -14,7 +12,6 @@ const params = { type: 'object', required: ['lambda'], properties: { lambda: { t
  */
 export async function ingestRoutes(app: FastifyInstance, engine: Engine): Promise<void> {
   await app.register(async (scope) => {
-    strictJsonParser(scope);
     resource(scope, '/v1/ingest/:lambda', {
       POST: {
         schema: {
@@ -38,36 +35,4 @@ export async function ingestRoutes(app: FastifyInstance, engine: Engine): Promis
       },
     });
   });
-}
-
-/**
- * Fastify's JSON parser (secure-json-parse: __proto__ and constructor.prototype refused) behind
- * a UTF-8 check. Fastify decodes bodies with replacement characters, so invalid bytes would
- * otherwise reach the store silently changed; payloads are kept as sent, or refused.
- * JSON.parse itself is iterative (a 100,000-deep array parses); depth is limited later, where
- * a payload is written as JSON text (see payloadError).
- */
-function strictJsonParser(scope: FastifyInstance): void {
-  const parse = scope.getDefaultJsonParser('error', 'error');
-  scope.removeContentTypeParser('application/json');
-  scope.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
-    const buf = body as Buffer;
-    if (!isUtf8(buf)) {
-      done(new ConveyorError('invalid_json', 'the body is not valid UTF-8'), undefined);
-      return;
-    }
-    const text = buf.toString('utf8');
-    parse(req, text, (err, value) => (err ? done(whyRefused(text), undefined) : done(null, value)));
-  });
-}
-
-/** Fastify's parser answers "not valid JSON" for everything; say which of its two refusals it was. */
-function whyRefused(text: string): ConveyorError {
-  if (text.length === 0) return new ConveyorError('invalid_json', 'the body is empty; send a JSON object');
-  try {
-    JSON.parse(text);
-  } catch (err) {
-    return new ConveyorError('invalid_json', `the body is not valid JSON: ${(err as Error).message.slice(0, 200)}`);
-  }
-  return new ConveyorError('invalid_json', 'the body holds a __proto__ or constructor.prototype key, which is refused');
 }

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { COLLECTION } from '../../core/submit.js';
 import type { Engine } from '../../server/engine.js';
 import { resource } from '../route.js';
 
@@ -7,7 +8,7 @@ const gateBody = (modes: string[]) => ({
   type: ['object', 'null'],
   additionalProperties: false,
   properties: {
-    collection: { type: 'string', minLength: 1, maxLength: 128 },
+    collection: COLLECTION,
     ...(modes.length ? { mode: { type: 'string', enum: modes } } : {}),
   },
 });

@@ -356,7 +356,12 @@ export function runStoreContract(target: ContractTarget): void {
           { lambda: 'work', collection: 'c1', mode: 'pause' },
           { lambda: 'work', collection: 'c2', mode: 'drop' },
         ]);
-        const back = await h.tx((o) => o.release(claimed.map((r) => ({ id: r.id, attempt: r.attempt })), h.gate));
+        const back = await h.tx((o) =>
+          o.release(
+            claimed.map((r) => ({ id: r.id, attempt: r.attempt })),
+            h.gate,
+          ),
+        );
         expect(back.size).toBe(3);
         expect(await h.get(a.id)).toMatchObject({ state: 'NEW', hold: 'gate' });
         expect(await h.get(b.id)).toMatchObject({ state: 'CANCELLED', reason: 'dropped' });
