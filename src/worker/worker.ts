@@ -28,14 +28,21 @@ export interface RemoteWorkerOptions extends WorkerOptions {
 export class Worker {
   private readonly controller: Controller;
   private welcomed!: () => void;
-  /** Resolves once a server has welcomed this worker (its lambdas are registered there). */
-  readonly ready = new Promise<void>((resolve) => {
+  private refused!: (err: Error) => void;
+  /**
+   * Resolves once a server has welcomed this worker (its lambdas are registered there); rejects
+   * with `unauthorized` if the server refuses the token (the worker then stops trying).
+   */
+  readonly ready = new Promise<void>((resolve, reject) => {
     this.welcomed = resolve;
+    this.refused = reject;
   });
 
   constructor(opts: RemoteWorkerOptions) {
     const { server = 'http://127.0.0.1:8080', token, lambdas, logger = silentLogger, events, maxResultBytes, ...rest } = opts;
-    const transport = new WsTransport({ server, token, log: logger });
+    // Nobody need await ready: a refusal is also logged, never an unhandled rejection.
+    this.ready.catch(() => undefined);
+    const transport = new WsTransport({ server, token, log: logger, onRefused: (err) => this.refused(err) });
     const withReady: ControllerEvents = {
       ...events,
       ready: () => {

@@ -1,5 +1,6 @@
 import WebSocket from 'ws';
 import { systemRandom } from '../clock.js';
+import { ConveyorError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { workerFrameJson } from '../protocol/codec.js';
 import type { ServerFrame, WorkerFrame } from '../protocol/frames.js';
@@ -14,6 +15,8 @@ export interface WsTransportOptions {
   reconnectMinMs?: number;
   /** @default 5000 */
   reconnectMaxMs?: number;
+  /** The server refused the token: retrying cannot help, so the transport stops. */
+  onRefused?(err: ConveyorError): void;
 }
 
 /**
@@ -86,13 +89,21 @@ export class WsTransport implements WorkerTransport {
       this.onFrame(frame);
     });
     ws.on('unexpected-response', (req, res) => {
-      this.opts.log.error(
-        { status: res.statusCode },
-        res.statusCode === 401 ? 'the server refused the token' : 'the server refused the worker connection',
-      );
-      // ws leaves the refused request open once this event has a listener; close it ourselves.
+      // ws leaves the refused request open once this event has a listener; close it ourselves
+      // (no 'close' follows, so the retry is scheduled here).
       res.resume();
       req.destroy();
+      if (this.ws === ws) this.ws = null;
+      if (res.statusCode === 401) {
+        this.closed = true;
+        const why = this.opts.token ? 'the server refused the token' : 'the server requires a token (--token or CONVEYOR_TOKEN)';
+        this.opts.log.error({ status: res.statusCode }, why);
+        this.opts.onRefused?.(new ConveyorError('unauthorized', why));
+        return;
+      }
+      // Anything else may pass (a server shutting down answers 503): keep trying.
+      this.opts.log.warn({ status: res.statusCode, server: this.opts.server }, 'the server refused the worker connection; retrying');
+      this.scheduleReconnect();
     });
     ws.on('error', (err) => {
       if (!up) this.opts.log.warn({ err: err.message, server: this.opts.server }, 'cannot reach the server; retrying');

@@ -27,6 +27,10 @@ describe('worker protocol over a real WebSocket', () => {
     const url = await server.listen({ port: 0, token: 't0ken' });
     expect((await rawSocket(url)).status).toBe(401);
     expect((await rawSocket(url, { authorization: 'Bearer nope' })).status).toBe(401);
+    // A worker with the wrong token hears why and stops trying (retrying cannot help).
+    const wrong = new Worker({ server: url, token: 'nope', lambdas: [echo] }).start();
+    await expect(wrong.ready).rejects.toMatchObject({ code: 'unauthorized' });
+    await wrong.stop(0);
 
     let ready = false;
     const worker = new Worker({

@@ -46,7 +46,10 @@ export function workerCommand(): Command {
         );
         // The id goes to stdout once the server has welcomed the worker: its lambdas are
         // registered there from that moment (scripts and tests wait for this line).
-        await worker.ready;
+        await worker.ready.catch(async (err) => {
+          await worker.stop(0);
+          throw err;
+        });
         process.stdout.write(`${worker.id}\n`);
       }),
     );
