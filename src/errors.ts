@@ -34,7 +34,11 @@ export const ERROR_CATALOGUE = {
     status: 503,
     description: 'The store (database) does not answer; retry after the number of seconds in Retry-After.',
   },
-  shutting_down: { status: 503, description: 'The server is draining and takes no new work (answered on connections it still holds; it stops listening at once, so new connections are refused).' },
+  shutting_down: {
+    status: 503,
+    description:
+      'The server is draining and takes no new work (answered on connections it still holds; it stops listening at once, so new connections are refused).',
+  },
   server_unreachable: {
     status: 503,
     description: 'A client (SDK, CLI, worker) could not reach the server: connection refused, reset or timed out.',
