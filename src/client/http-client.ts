@@ -99,7 +99,9 @@ export class ConveyorClient {
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
+      // fetch says only "fetch failed"; the reason (ECONNREFUSED, a refused port) is in its cause.
+      const inner = (err as { cause?: { code?: string; message?: string } }).cause;
+      const cause = inner?.code ?? inner?.message ?? (err as Error).name;
       throw new ConveyorError('server_unreachable', `cannot reach ${this.server} (${cause})`, { cause: err });
     }
     const text = await res.text();

@@ -65,15 +65,19 @@ const FIELDS = Object.keys(submitSchema.properties);
 const ajv = new Ajv({ allErrors: false, strict: true });
 const validateSubmit = ajv.compile(submitSchema);
 
-/** One readable line from an ajv error, the same wording for HTTP and the library. */
-export function describeSchemaError(e: ErrorObject, root = ''): string {
+/**
+ * One readable line from ajv's errors, the same wording for HTTP and the library. A failed
+ * anyOf comes after the errors of its branches; it, not the first branch, says what was wanted.
+ */
+export function describeSchemaError(errors: ErrorObject[], root = ''): string {
+  const e = errors.find((x) => x.keyword === 'anyOf') ?? errors[0];
   const path = `${root}${e.instancePath.replace(/^\//, '').replaceAll('/', '.')}`;
   if (e.keyword === 'additionalProperties') {
     const extra = (e.params as { additionalProperty: string }).additionalProperty;
     const hint = suggest(extra, FIELDS);
     return `${path ? `${path}: ` : ''}unknown field "${extra}"${hint ? ` (did you mean "${hint}"?)` : ''}`;
   }
-  if (e.keyword === 'anyOf' && path.endsWith('runAt')) return `${path} must be an ISO 8601 time or epoch milliseconds`;
+  if (e.keyword === 'anyOf' && path.endsWith('runAt')) return `${path} must be an ISO 8601 time or epoch milliseconds (0 to ${MAX_TIME})`;
   if (e.keyword === 'pattern') {
     const pattern = (e.params as { pattern: string }).pattern;
     if (pattern === NO_NUL) return `${path} must not contain NUL characters`;
@@ -85,7 +89,7 @@ export function describeSchemaError(e: ErrorObject, root = ''): string {
 /** Checks one submit's shape; throws validation_failed with the first problem. */
 export function checkSubmitShape(input: unknown, where = ''): asserts input is SubmitInput {
   if (!validateSubmit(input)) {
-    throw new ConveyorError('validation_failed', describeSchemaError(validateSubmit.errors![0], where));
+    throw new ConveyorError('validation_failed', describeSchemaError(validateSubmit.errors!, where));
   }
 }
 

@@ -24,7 +24,7 @@ export function toConveyorError(err: unknown, log?: Logger): ConveyorError {
   const fe = err as FastifyError & { validation?: Array<import('ajv').ErrorObject>; validationContext?: string };
   if (fe?.validation?.length) {
     const where = fe.validationContext === 'querystring' ? 'query: ' : fe.validationContext === 'params' ? 'path: ' : '';
-    return new ConveyorError('validation_failed', where + describeSchemaError(fe.validation[0]));
+    return new ConveyorError('validation_failed', where + describeSchemaError(fe.validation));
   }
   if (fe?.code && FASTIFY[fe.code]) return FASTIFY[fe.code](fe);
   if (fe instanceof SyntaxError || (fe?.statusCode === 400 && /JSON/i.test(fe.message))) {

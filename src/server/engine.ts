@@ -225,7 +225,7 @@ export class Engine {
     await this.registry.refreshIfUnknown(inputs.map((i) => i?.lambda));
     const now = this.config.clock.now();
     const tasks = inputs.map((input, i) => {
-      const where = opts.batch ? `tasks[${i}].` : '';
+      const where = opts.batch ? `tasks.${i}.` : '';
       checkSubmitShape(input, where);
       const lambda = this.registry.get(input.lambda);
       if (!lambda)

@@ -26,13 +26,21 @@ describe('CLI', () => {
   });
 
   it('submits, gets, lists, pauses and resumes through a running server, with env twins', async () => {
-    const c = await startConveyor({ lambdas: [{ name: 'echo', handler: async (p) => p }] });
+    const c = await startConveyor({
+      lambdas: [
+        { name: 'echo', handler: async (p) => p },
+        { name: 'boom', handler: async () => Promise.reject(new Error('no')), maxAttempts: 1 },
+      ],
+    });
     const url = await c.listen({ port: 0, token: 'tk' });
     const env = { CONVEYOR_SERVER: url, CONVEYOR_TOKEN: 'tk' };
     const sub = await cli(['submit', 'echo', '{"a":1}', '--priority', '3', '--wait'], env);
     expect(sub.code).toBe(0);
     const task = JSON.parse(sub.stdout);
     expect(task).toMatchObject({ state: 'SUCCESS', priority: 3, result: { a: 1 } });
+    const failed = await cli(['submit', 'boom', '--wait'], env);
+    expect(failed.code).toBe(1);
+    expect(JSON.parse(failed.stdout)).toMatchObject({ state: 'FATAL_FAILURE' });
     expect(JSON.parse((await cli(['get', task.id], env)).stdout).id).toBe(task.id);
     expect(JSON.parse((await cli(['list', '--lambda', 'echo'], env)).stdout).tasks).toHaveLength(1);
     expect(JSON.parse((await cli(['pause', 'echo'], env)).stdout).paused).toBe(true);

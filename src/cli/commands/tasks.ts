@@ -18,7 +18,7 @@ export function submitCommand(): Command {
       .addOption(new Option('--max-attempts <n>', 'attempts before FATAL_FAILURE').argParser(intArg(1, 1000)))
       .addOption(new Option('--timeout <ms>', 'abort an attempt after this long').argParser(intArg(1, 2 ** 31 - 1)))
       .option('--depends-on <ids...>', 'start after these tasks succeeded')
-      .option('--wait', 'wait until the task ends and print its final state'),
+      .option('--wait', 'wait until the task ends and print it; exit status 1 unless it ended in SUCCESS'),
   ).action(
     action(async (lambda: string, json: string | undefined, opts) => {
       const input: SubmitInput = { lambda };
@@ -37,7 +37,11 @@ export function submitCommand(): Command {
       if (deps.length) input.dependsOn = deps;
       const client = clientOf(opts);
       const task = await client.submit(input);
-      printJson(opts.wait ? await client.waitFor(task.id, { timeoutMs: 24 * 3600 * 1000 }) : task);
+      if (!opts.wait) return printJson(task);
+      const ended = await client.waitFor(task.id, { timeoutMs: 24 * 3600 * 1000 });
+      printJson(ended);
+      // Scripts can branch on the outcome (`conveyor submit ... --wait && next-step`).
+      if (ended.state !== 'SUCCESS') process.exitCode = 1;
     }),
   );
 }

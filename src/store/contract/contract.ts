@@ -113,6 +113,22 @@ export function runStoreContract(target: ContractTarget): void {
         expect(await h.succeed(c)).toEqual(new Set());
       });
 
+      it('clears the error of a failed attempt when a later one succeeds; the history keeps it', async () => {
+        await h.insert(h.task());
+        let [c] = await h.claim();
+        await h.fail(c);
+        const failed = await h.get(c.id);
+        expect(failed.error).not.toBeNull();
+        h.clock.advance((failed.nextCheckAt as number) - h.clock.now());
+        await h.sweep();
+        [c] = await h.claim();
+        await h.succeed(c);
+        expect((await h.get(c.id)).error).toBeNull();
+        const history = await h.store.read((o) => o.q.attemptList(c.id));
+        expect(history.map((a) => a.outcome)).toEqual(['error']);
+        expect(history[0].error).not.toBeNull();
+      });
+
       it('marks a start as PROCESSING only for the holder of the attempt', async () => {
         await h.insert(h.task());
         const [c] = await h.claim();

@@ -116,7 +116,7 @@ RETURNING tasks.id;
 -- name: taskSucceedBatch
 -- $1 ids, $2 attempts, $3 started ats, $4 worker ids, $5 results, $6 now, $7 retain until
 UPDATE tasks
-   SET state = {to:succeed}, result = v.result, worker_id = v.worker_id, started_at = COALESCE(v.started_at, tasks.started_at),
+   SET state = {to:succeed}, result = v.result, error = NULL, worker_id = v.worker_id, started_at = COALESCE(v.started_at, tasks.started_at),
        finished_at = $6::bigint, next_check_at = $7::bigint, updated_at = $6::bigint
   FROM unnest($1::text[], $2::int[], $3::bigint[], $4::text[], $5::text[]) AS v(id, attempt, started_at, worker_id, result)
  WHERE tasks.id = v.id AND tasks.attempt = v.attempt AND tasks.state IN {from:succeed}

@@ -81,7 +81,7 @@ RETURNING tasks.id;
 -- items: [[id, attempt, startedAt, workerId, result], ...]; the result travels as a JSON string
 -- (its text), so a deeply nested result cannot hit SQLite's JSON depth limit.
 UPDATE tasks
-   SET state = {to:succeed}, result = v.result, worker_id = v.worker_id, started_at = COALESCE(v.started_at, tasks.started_at),
+   SET state = {to:succeed}, result = v.result, error = NULL, worker_id = v.worker_id, started_at = COALESCE(v.started_at, tasks.started_at),
        finished_at = @now, next_check_at = @retainUntil, updated_at = @now
   FROM (SELECT value->>0 AS id, value->>1 AS attempt, value->>2 AS started_at, value->>3 AS worker_id, value->>4 AS result
           FROM json_each(@items)) AS v
