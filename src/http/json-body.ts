@@ -2,13 +2,10 @@ import { isUtf8 } from 'node:buffer';
 import type { FastifyInstance } from 'fastify';
 import { ConveyorError } from '../errors.js';
 
-/*
- * How request bodies are read: JSON only (Fastify's text/plain parser is removed, so a body
- * of another type is 415 unsupported_media_type rather than a string that fails validation).
- */
-
 /**
- * Fastify's JSON parser (secure-json-parse: __proto__ and constructor.prototype refused) behind
+ * How every request body is read: JSON only (Fastify's text/plain parser is removed, so a body
+ * of another type is 415 unsupported_media_type rather than a string that fails validation),
+ * through Fastify's JSON parser (secure-json-parse: __proto__ and constructor.prototype refused) behind
  * a UTF-8 check. Fastify decodes bodies with replacement characters, so invalid bytes would
  * otherwise reach the store silently changed; payloads are kept as sent, or refused.
  * JSON.parse itself is iterative (a 100,000-deep array parses); depth is limited later, where

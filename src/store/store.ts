@@ -192,14 +192,14 @@ export class StoreOps {
   async release(items: FencedItem[], gate: GateLookup): Promise<Set<string>> {
     const now = this.now();
     const back = await this.q.taskReleaseMany(items, now + this.ctx.timing.enqueueTimeoutMs, now);
-    const gated = back.filter((r) => gate(r.lambda, r.collection) !== 'open');
-    if (gated.length) {
-      const rows = await this.q.taskByIds(gated.map((r) => r.id));
+    const gated = new Set(back.filter((r) => gate(r.lambda, r.collection) !== 'open').map((r) => r.id));
+    if (gated.size) {
+      const rows = await this.q.taskByIds([...gated]);
       const byMode = (mode: GateMode) => rows.filter((r) => r.state === 'ENQUEUED' && gate(r.lambda, r.collection) === mode);
       await moveRows(this, byMode('pause'), 'park', { state: 'NEW', hold: 'gate', nextCheckAt: null, reason: null }, gate);
       await moveRows(this, byMode('drop'), 'cancel', cancelled('dropped', now, this.ctx.timing), gate);
     }
-    for (const r of back) if (!gated.includes(r)) this.enqueued.add(r.lambda);
+    for (const r of back) if (!gated.has(r.id)) this.enqueued.add(r.lambda);
     return new Set(back.map((r) => r.id));
   }
 

@@ -10,29 +10,27 @@ const params = { type: 'object', required: ['lambda'], properties: { lambda: { t
  * -> 202 `{"accepted": n}` once the n tasks are committed; 429 queue_full with Retry-After when
  * the intake queue has no room for them; 400, 404, 405, 413 as everywhere else.
  */
-export async function ingestRoutes(app: FastifyInstance, engine: Engine): Promise<void> {
-  await app.register(async (scope) => {
-    resource(scope, '/v1/ingest/:lambda', {
-      POST: {
-        schema: {
-          summary: 'Turn each payload of data into a task of the lambda (202 once committed, 429 when the intake queue is full)',
-          description:
-            'Body {"token"?: string, "version"?: string | number, "data": [payload, ...]}; each payload (any JSON) becomes one task, ' +
-            'all or none. 202 {"accepted": n} once they are committed; 429 queue_full with Retry-After when the intake queue ' +
-            '(maxQueue) has no room for them; 400 for bad JSON or shape, or more payloads than batchMax; 404 unknown_lambda.',
-          tags: ['ingest'],
-          params,
-        } as never,
-        // Before the body is read: an unknown lambda or a full queue costs no parse.
-        onRequest: async (req: FastifyRequest, reply: FastifyReply) => {
-          const refusal = engine.ingest.refusal((req.params as { lambda: string }).lambda);
-          if (refusal) return sendError(reply, refusal);
-        },
-        handler: async (req, reply) => {
-          const accepted = await engine.ingest.accept((req.params as { lambda: string }).lambda, req.body);
-          return reply.code(202).type('application/json').send(`{"accepted":${accepted}}`);
-        },
+export function ingestRoutes(app: FastifyInstance, engine: Engine): void {
+  resource(app, '/v1/ingest/:lambda', {
+    POST: {
+      schema: {
+        summary: 'Turn each payload of data into a task of the lambda (202 once committed, 429 when the intake queue is full)',
+        description:
+          'Body {"token"?: string, "version"?: string | number, "data": [payload, ...]}; each payload (any JSON) becomes one task, ' +
+          'all or none. 202 {"accepted": n} once they are committed; 429 queue_full with Retry-After when the intake queue ' +
+          '(maxQueue) has no room for them; 400 for bad JSON or shape, or more payloads than batchMax; 404 unknown_lambda.',
+        tags: ['ingest'],
+        params,
+      } as never,
+      // Before the body is read: an unknown lambda or a full queue costs no parse.
+      onRequest: async (req: FastifyRequest, reply: FastifyReply) => {
+        const refusal = engine.ingest.refusal((req.params as { lambda: string }).lambda);
+        if (refusal) return sendError(reply, refusal);
       },
-    });
+      handler: async (req, reply) => {
+        const accepted = await engine.ingest.accept((req.params as { lambda: string }).lambda, req.body);
+        return reply.code(202).type('application/json').send(`{"accepted":${accepted}}`);
+      },
+    },
   });
 }
