@@ -162,6 +162,9 @@ describe('HTTP API through a real socket', () => {
     }
     const r = await call('PUT', '/v1/tasks');
     expect(r.headers.get('allow')).toBe('POST, GET');
+    const options = await call('OPTIONS', '/v1/tasks/01ZZZZZZZZZZZZZZZZZZZZZZZZ');
+    expect(options.status).toBe(204);
+    expect(options.headers.get('allow')).toBe('GET, OPTIONS');
     // nothing from the refused batch was created
     const list = await call('GET', '/v1/tasks?lambda=echo');
     expect(list.json.tasks).toEqual([]);
