@@ -1,6 +1,7 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { ConveyorClient } from '../client/http-client.js';
 import { ConveyorError } from '../errors.js';
+import { isUnavailable } from '../store/store-error.js';
 
 /** Parses a whole number option, with the option's name in the error. */
 export function intArg(min: number, max: number) {
@@ -32,7 +33,7 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): 
     try {
       await fn(...args);
     } catch (err) {
-      const code = err instanceof ConveyorError ? ` (${err.code})` : '';
+      const code = err instanceof ConveyorError ? ` (${err.code})` : isUnavailable(err) ? ' (store_unavailable)' : '';
       process.stderr.write(`error: ${(err as Error)?.message ?? String(err)}${code}\n`);
       process.exitCode = 1;
     }

@@ -26,4 +26,9 @@ const program = new Command('conveyor')
   .addCommand(lambdasCommand())
   .addCommand(migrateCommand());
 
+// Usage errors read like every other failure (src/cli/common.ts): one line with its code.
+// Subcommands added with addCommand do not inherit output settings, hence the loop.
+const outputError = (text: string, write: (s: string) => void) => write(`${text.trim().replace(/\s*\n\s*/g, ' ')} (validation_failed)\n`);
+for (const c of [program, ...program.commands]) c.configureOutput({ outputError });
+
 await program.parseAsync(process.argv);

@@ -54,9 +54,14 @@ describe('CLI', () => {
       [['submit', 'nope', '--server', url], /^error: .*nope.* \(unknown_lambda\)\n$/],
       [['submit', 'echo', '{bad', '--server', url], /^error: the payload is not valid JSON.* \(invalid_json\)\n$/],
       [['get', '01ZZZZZZZZZZZZZZZZZZZZZZZZ', '--server', url], /^error: no task .* \(task_not_found\)\n$/],
-      [['submit', 'echo', '--priority', 'high', '--server', url], /error: option '--priority <n>' argument 'high' is invalid/],
+      [
+        ['submit', 'echo', '--priority', 'high', '--server', url],
+        /^error: option '--priority <n>' argument 'high' is invalid.* \(validation_failed\)\n$/,
+      ],
+      [['submit', '--bogus'], /^error: unknown option '--bogus' \(validation_failed\)\n$/],
+      [['migrate', '--store', 'postgres://127.0.0.1:1/x'], /^error: .*ECONNREFUSED.* \(store_unavailable\)\n$/],
       [['get', 'x', '--server', 'http://127.0.0.1:1'], /^error: cannot reach http:\/\/127\.0\.0\.1:1 .* \(server_unreachable\)\n$/],
-      [['worker', '--server', url], /error: required option '--lambdas <files...>' not specified/],
+      [['worker', '--server', url], /^error: required option '--lambdas <files...>' not specified \(validation_failed\)\n$/],
     ];
     for (const [args, message] of cases) {
       const r = await cli(args);
