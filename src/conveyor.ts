@@ -115,7 +115,10 @@ export class Conveyor {
     if (this.app) throw new ConveyorError('validation_failed', 'already listening');
     const app = await buildApp(this.engine, { token: opts.token, bodyLimit: opts.bodyLimit, logger: this.opts.logger ?? silentLogger });
     this.app = app;
-    return app.listen({ port: opts.port ?? 8080, host });
+    // A deep accept queue (Node's default is 511): a burst of ingest clients connecting at once
+    // beyond it has its SYNs dropped and retried by TCP after 1, 3, 7 s; the kernel caps it at
+    // net.core.somaxconn (4096 on current Linux).
+    return app.listen({ port: opts.port ?? 8080, host, backlog: 4096 });
   }
 
   /** Submits one task; resolves once it is durable. */
