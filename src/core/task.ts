@@ -41,6 +41,15 @@ export type ClaimedRow = Pick<
   'id' | 'lambda' | 'collection' | 'payload' | 'priority' | 'key' | 'attempt' | 'tries' | 'maxAttempts' | 'timeoutMs' | 'runAt'
 >;
 
+/**
+ * How long a task waited from being due (runAt) to its first claim; null for later attempts: a
+ * retry or snooze is due when its backoff ends, which the row does not keep, and counting from
+ * runAt would report the backoff as waiting for a worker.
+ */
+export function firstQueueWaitMs(r: ClaimedRow, claimedAt: number): number | null {
+  return r.attempt === 1 ? Math.max(0, claimedAt - r.runAt) : null;
+}
+
 /** One finished attempt of a task (the current or last one is read from the task row). */
 export interface AttemptRow {
   taskId: string;

@@ -1,4 +1,4 @@
-import type { AttemptOutcome, ClaimedRow } from '../core/task.js';
+import { type AttemptOutcome, type ClaimedRow, firstQueueWaitMs } from '../core/task.js';
 import type { Engine, EngineEvents, LambdaSummary } from '../server/engine.js';
 import type { AttemptEnd } from '../store/store.js';
 import { LatencyWindow, type Percentiles } from './latency-window.js';
@@ -23,7 +23,7 @@ export interface LivePoint {
   totals: TickCounts & { failures: Record<FailureKind, number> };
   /** Handler run time (finish - start) over the window. */
   runMs: Percentiles | null;
-  /** Queue wait (claim - runAt) over the window. */
+  /** Queue wait (first claim - runAt) over the window. */
   waitMs: Percentiles | null;
   /** Lambdas with activity in this tick or samples in the window. */
   lambdas: Record<
@@ -228,8 +228,9 @@ export class LiveFeed {
         name = r.lambda;
         s = this.stats(name);
       }
-      const wait = Math.max(0, e.at - r.runAt);
       s.tick.started++;
+      const wait = firstQueueWaitMs(r, e.at);
+      if (wait === null) continue;
       s.wait.add(wait);
       this.total.wait.add(wait);
     }

@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { firstQueueWaitMs } from '../core/task.js';
 import { LEASED_STATES, TASK_STATES } from '../core/task-state.js';
 import type { Engine, EngineEvents } from '../server/engine.js';
 import type { AttemptEnd } from '../store/store.js';
@@ -64,7 +65,7 @@ export class ConveyorMetrics {
     });
     this.queueWait = new Histogram({
       name: 'conveyor_queue_wait_seconds',
-      help: 'Time from a task being due (runAt) to its claim',
+      help: 'Time from a task being due (runAt) to its first claim',
       labelNames: ['lambda'],
       buckets: BUCKETS_S,
       registers,
@@ -171,7 +172,8 @@ export class ConveyorMetrics {
         n = 0;
       }
       n++;
-      wait!.observe(Math.max(0, at - r.runAt) / 1000);
+      const waited = firstQueueWaitMs(r, at);
+      if (waited !== null) wait!.observe(waited / 1000);
     }
     if (n) this.started.inc({ lambda: name }, n);
   };
