@@ -161,7 +161,7 @@ export class Conveyor {
     return this.engine.lambdas();
   }
 
-  /** Resolves with the task once it is terminal (SUCCESS, FATAL_FAILURE or CANCELLED). */
+  /** Resolves with the task once it is terminal (SUCCESS, FATAL_FAILURE or CANCELLED); rejects after `timeoutMs` (30 s by default). */
   async waitFor(id: string, opts: { timeoutMs?: number } = {}): Promise<TaskView> {
     const engine = this.engine;
     const timeoutMs = opts.timeoutMs ?? 30_000;

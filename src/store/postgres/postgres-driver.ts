@@ -49,11 +49,28 @@ const STATEMENT_TIMEOUT_MS = 30_000;
 /** Server side: a transaction left open by a client that vanished (host lost) stops holding its row locks. */
 const IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000;
 /**
- * Client side: a transaction or read that has not settled by now is answered 'unavailable'
- * (past the server's own timeout; a database that stopped answering is found much sooner, see
- * liveness.ts).
+ * Client side: a transaction or read that has not settled this long after the server's own
+ * timeout is answered 'unavailable' (a database that stopped answering is found much sooner,
+ * see liveness.ts).
  */
-const CLIENT_TIMEOUT_MS = STATEMENT_TIMEOUT_MS + 5_000;
+const CLIENT_TIMEOUT_MARGIN_MS = 5_000;
+/** The longest delay a Node timer takes (about 24.8 days); longer ones fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, min: 60_000, h: 3_600_000 };
+
+/**
+ * The statement timeout in force: a `statement_timeout` in the URL (ms, or with a unit as
+ * PostgreSQL writes it) wins over ours, and the client-side limits must follow it, or a
+ * statement the database is still allowed to run would be given up on as unavailable.
+ */
+export function statementTimeoutOf(url: string): number {
+  const q = url.indexOf('?');
+  const v = q < 0 ? null : new URLSearchParams(url.slice(q + 1)).get('statement_timeout');
+  const m = v === null ? null : /^\s*(\d+)\s*(ms|s|min|h)?\s*$/.exec(v);
+  if (!m) return STATEMENT_TIMEOUT_MS; // absent, or a form PostgreSQL itself will refuse at connect
+  const ms = Number(m[1]) * UNIT_MS[m[2] ?? 'ms'];
+  return ms === 0 ? MAX_TIMER_MS : Math.min(ms, MAX_TIMER_MS); // 0: no limit on the server
+}
 /** A liveness probe (liveness.ts) that gets no answer on a fresh connection within this long finds the database unreachable. */
 const PROBE_TIMEOUT_MS = 2_000;
 /** GET /healthz must answer 503 fast while the database is away. */
@@ -93,7 +110,7 @@ interface Listener {
  * Faults: a database that refuses connections answers StoreError 'unavailable' (HTTP 503 with
  * Retry-After) at once, and postgres.js reconnects on the next call, at most RECONNECT_MAX_S
  * after the previous attempt. One that stops answering is found within seconds by a probe, and
- * the pool is replaced (liveness.ts); every call settles within CLIENT_TIMEOUT_MS whatever
+ * the pool is replaced (liveness.ts); every call settles within the statement timeout and a margin whatever
  * happens (ping within PING_TIMEOUT_MS). listen() subscriptions come back by themselves after
  * a reconnect (postgres.js re-runs LISTEN when its connection closes; a replaced pool LISTENs
  * anew) and call their onListen again. A connection closing with a write pending crashed the
@@ -117,6 +134,7 @@ export class PostgresDriver implements Driver {
   private readonly maxConnections: number;
   private readonly liveness: Liveness;
   private readonly listens = new Set<Listener>();
+  private readonly clientTimeoutMs: number;
   /** How often the pool was replaced (tests, diagnostics). */
   readonly counters = { poolReplaced: 0 };
   /** Transactions with `sync: false` committed so far... */
@@ -129,12 +147,14 @@ export class PostgresDriver implements Driver {
     warnIfClientUnpatched();
     this.where = searchPathOf(opts.url, opts.schema);
     this.maxConnections = opts.maxConnections ?? DEFAULT_POOL;
+    const statementTimeoutMs = statementTimeoutOf(this.where.url);
+    this.clientTimeoutMs = Math.min(statementTimeoutMs + CLIENT_TIMEOUT_MARGIN_MS, MAX_TIMER_MS);
     this.sql = this.connect();
     this.pool = new PostgresQueries(execOn(this.sql));
     this.liveness = new Liveness(
       () => this.probe(),
       () => this.replacePool(),
-      STATEMENT_TIMEOUT_MS,
+      statementTimeoutMs,
     );
   }
 
@@ -175,7 +195,7 @@ export class PostgresDriver implements Driver {
             throw err;
           });
         }) as Promise<T>;
-      const out = await this.liveness.guard(work, 'transaction', CLIENT_TIMEOUT_MS);
+      const out = await this.liveness.guard(work, 'transaction', this.clientTimeoutMs);
       if (!sync) this.asyncCommits++;
       return out;
     } catch (err) {
@@ -197,7 +217,7 @@ export class PostgresDriver implements Driver {
     if (this.durableThrough >= target) return Promise.resolve();
     if (this.flushing && this.flushing.through >= target) return this.flushing.done;
     const done = this.liveness
-      .guard(() => execOn(this.sql)('walFlush', []), 'WAL flush', CLIENT_TIMEOUT_MS)
+      .guard(() => execOn(this.sql)('walFlush', []), 'WAL flush', this.clientTimeoutMs)
       .then(() => {
         this.durableThrough = Math.max(this.durableThrough, target);
       });
@@ -211,7 +231,7 @@ export class PostgresDriver implements Driver {
   }
 
   read<T>(fn: (q: Queries) => Promise<T>): Promise<T> {
-    return this.liveness.guard(() => fn(this.pool), 'read', CLIENT_TIMEOUT_MS);
+    return this.liveness.guard(() => fn(this.pool), 'read', this.clientTimeoutMs);
   }
 
   async migrate(): Promise<{ applied: string[] }> {
@@ -247,7 +267,7 @@ export class PostgresDriver implements Driver {
   }
 
   async listen(channel: string, onPayload: (payload: string) => void, onListen?: () => void): Promise<() => Promise<void>> {
-    const [row] = await this.liveness.guard(() => execOn(this.sql)('notifyChannel', [channel]), 'listen', CLIENT_TIMEOUT_MS);
+    const [row] = await this.liveness.guard(() => execOn(this.sql)('notifyChannel', [channel]), 'listen', this.clientTimeoutMs);
     const l: Listener = { channel: row.channel as string, onPayload, onListen, live: true, sub: null };
     await this.subscribe(l, true);
     this.listens.add(l);
