@@ -1,3 +1,4 @@
+import { LIMITS } from './core/lambda.js';
 /**
  * The error catalogue: every code Conveyor can answer with, defined once with its HTTP status
  * and a one-line description. HTTP turns a ConveyorError into {"error":{"code","message"}},
@@ -91,7 +92,8 @@ export class RetryAfter extends Error {
 }
 
 export function retryAfter(delayMs: number): RetryAfter {
-  if (!Number.isFinite(delayMs) || delayMs < 0) throw new TypeError('retryAfter: delayMs must be a number >= 0');
+  if (!Number.isFinite(delayMs) || delayMs < 0 || delayMs > LIMITS.snoozeMsMax)
+    throw new TypeError(`retryAfter: delayMs must be a number from 0 to ${LIMITS.snoozeMsMax} (a year)`);
   return new RetryAfter(delayMs);
 }
 

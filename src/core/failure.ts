@@ -24,7 +24,7 @@ export function decideFailure(
   ctx: { now: number; backoff: BackoffOptions; random: Random; retentionMs: number },
 ): FailureDecision {
   if (a.kind === 'snoozed') {
-    return { state: 'RETRIABLE_FAILURE', nextCheckAt: ctx.now + (a.snoozeMs ?? 0), triesDelta: -1, outcome: 'snoozed' };
+    return { state: 'RETRIABLE_FAILURE', nextCheckAt: ctx.now + Math.ceil(a.snoozeMs ?? 0), triesDelta: -1, outcome: 'snoozed' };
   }
   if (a.kind === 'fatal' || a.tries >= a.maxAttempts) {
     return { state: 'FATAL_FAILURE', nextCheckAt: ctx.now + ctx.retentionMs, triesDelta: 0, outcome: a.kind };

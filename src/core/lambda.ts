@@ -97,7 +97,8 @@ export interface LambdaConfig {
 export const LAMBDA_DEFAULTS = { timeoutMs: 300_000, maxAttempts: 5, priority: 0 } as const;
 
 // Bounds with reasons: timers above 2^31-1 ms fire at once in Node; a budget above 1000
-// attempts is a retry loop, not a policy; priorities are int32 so both stores index them alike.
+// attempts is a retry loop, not a policy; priorities are int32 so both stores index them alike;
+// a snooze of a year is already a reminder, not a retry.
 export const LIMITS = {
   nameLength: 128,
   timeoutMsMax: 2 ** 31 - 1,
@@ -109,6 +110,7 @@ export const LIMITS = {
   idempotencyKeyLength: 512,
   dependsOnMax: 100,
   concurrencyMax: 10_000,
+  snoozeMsMax: 365 * 24 * 3_600_000,
 } as const;
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/;

@@ -1,5 +1,5 @@
 import { Ajv } from 'ajv';
-import { lambdaConfigOf } from '../core/lambda.js';
+import { LIMITS, lambdaConfigOf } from '../core/lambda.js';
 import { NO_NUL } from '../core/submit.js';
 import { ConveyorError } from '../errors.js';
 import { PROTOCOL_VERSION, type WorkerFrame } from './frames.js';
@@ -7,8 +7,9 @@ import { PROTOCOL_VERSION, type WorkerFrame } from './frames.js';
 // Frames from a remote worker are input like any request body: checked before they reach
 // the HSC, so a buggy or hostile worker gets an error frame, never a crashed server.
 const id = { type: 'string', minLength: 1, maxLength: 64, pattern: NO_NUL };
-const attempt = { type: 'integer', minimum: 0 };
-const ms = { type: 'number' };
+// Bounds the stores can hold: attempts are int32, times integer epoch ms a Date can show.
+const attempt = { type: 'integer', minimum: 0, maximum: 2 ** 31 - 1 };
+const ms = { type: 'integer', minimum: 0, maximum: 8.64e15 };
 const ref = { type: 'object', required: ['id', 'attempt'], properties: { id, attempt } };
 const list = (items: object, maxItems = 100_000) => ({ type: 'array', maxItems, items });
 const error = {
@@ -45,10 +46,10 @@ const schema = {
           properties: {
             id,
             attempt,
-            startedAt: { type: ['number', 'null'] },
+            startedAt: { anyOf: [ms, { type: 'null' }] },
             kind: { enum: ['error', 'timeout', 'fatal', 'snoozed'] },
             error,
-            snoozeMs: { type: 'number', minimum: 0 },
+            snoozeMs: { type: 'number', minimum: 0, maximum: LIMITS.snoozeMsMax },
           },
         }),
         released: list(ref),

@@ -69,9 +69,14 @@ describe('worker protocol over a real WebSocket', () => {
         concurrency: 1,
       }),
     );
-    await until(() => frames.filter((f) => f.type === 'error').length >= 4, 5000, 'error frames');
+    // Values no store can hold are refused here, not left to fail a write (a bigint of 1e300).
+    const item = { id: 'x', attempt: 1, kind: 'snoozed', error: { message: 'm' } };
+    ws.send(JSON.stringify({ type: 'report', done: [{ id: 'x', attempt: 1, startedAt: 1e300 }] }));
+    ws.send(JSON.stringify({ type: 'report', failed: [{ ...item, startedAt: null, snoozeMs: 1e300 }] }));
+    ws.send(JSON.stringify({ type: 'report', started: [{ id: 'x', attempt: 2 ** 40, at: 1 }] }));
+    await until(() => frames.filter((f) => f.type === 'error').length >= 7, 5000, 'error frames');
     const codes = frames.filter((f) => f.type === 'error').map((f) => (f.error as { code: string }).code);
-    expect(codes.slice(0, 4)).toEqual(['invalid_json', 'validation_failed', 'validation_failed', 'validation_failed']);
+    expect(codes.slice(0, 7)).toEqual(['invalid_json', ...Array(6).fill('validation_failed')]);
     expect(({} as { polluted?: boolean }).polluted).toBeUndefined();
     ws.close();
     const health = await fetch(`${url}/healthz`);
