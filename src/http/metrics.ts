@@ -4,6 +4,8 @@ import { LEASED_STATES, TASK_STATES } from '../core/task-state.js';
 import type { Engine, EngineEvents } from '../server/engine.js';
 import type { AttemptEnd } from '../store/store.js';
 
+const SCRAPE_STORE_WAIT_MS = 2000;
+
 // Seconds. Queue waits run from under a millisecond (a task claimed in the flush that inserted
 // it) to minutes (a backlog); run times from a millisecond (an echo) to the 5-minute default
 // timeout. One set serves both so the two histograms can be compared bucket by bucket.
@@ -45,6 +47,7 @@ export class ConveyorMetrics {
   private readonly inFlight: Gauge<'lambda'>;
   private readonly paused: Gauge<'lambda'>;
   private readonly lambdaWorkers: Gauge<'lambda'>;
+  private readonly storeUp: Gauge;
   private readonly waitOf = new Map<string, Histogram.Internal<'lambda'>>();
   private readonly runOf = new Map<string, Histogram.Internal<'lambda'>>();
 
@@ -101,6 +104,11 @@ export class ConveyorMetrics {
       labelNames: ['lambda'],
       registers,
     });
+    this.storeUp = new Gauge({
+      name: 'conveyor_store_up',
+      help: '1 when the store answered the last scrape within 2 s (the task gauges keep their previous values otherwise)',
+      registers,
+    });
     const dispatcher = engine.dispatcher;
     gaugeOf(this.registry, 'conveyor_workers_connected', 'Worker sessions connected to this server', () => dispatcher.all().length);
     gaugeOf(this.registry, 'conveyor_worker_tasks_outstanding', 'Tasks handed to workers and not yet reported back', () =>
@@ -133,10 +141,19 @@ export class ConveyorMetrics {
     );
   }
 
-  /** The exposition text: refreshes the gauges read from the store, then renders. */
+  /**
+   * The exposition text: refreshes the gauges read from the store, then renders. A store that
+   * is away or slow (SCRAPE_STORE_WAIT_MS) must not take the scrape down with it: process and
+   * worker metrics matter most then, so the store's gauges keep their last values and
+   * conveyor_store_up says 0.
+   */
   async render(): Promise<string> {
-    const lambdas = await this.engine.lambdas();
-    for (const l of lambdas) {
+    const lambdas = await Promise.race([
+      this.engine.lambdas().catch(() => null),
+      new Promise<null>((r) => setTimeout(r, SCRAPE_STORE_WAIT_MS, null).unref()),
+    ]);
+    this.storeUp.set(lambdas ? 1 : 0);
+    for (const l of lambdas ?? []) {
       for (const state of TASK_STATES) this.tasks.set({ lambda: l.name, state }, l.counts[state] ?? 0);
       this.inFlight.set(
         { lambda: l.name },

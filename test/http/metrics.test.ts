@@ -191,6 +191,7 @@ describe('GET /metrics', () => {
     expect(value(m, 'conveyor_attempts_started_total', { lambda: 'flaky' })).toBe(4);
     expect(value(m, 'conveyor_tasks_submitted_total', { lambda: 'echo' })).toBe(5);
 
+    expect(value(m, 'conveyor_store_up')).toBe(1);
     expect(m.get('conveyor_queue_wait_seconds')?.type).toBe('histogram');
     expect(m.get('conveyor_run_seconds')?.type).toBe('histogram');
     expect(value(m, 'conveyor_queue_wait_seconds_count', { lambda: 'echo' })).toBe(5);

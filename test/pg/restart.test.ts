@@ -156,6 +156,12 @@ describeIf(privateClusterUnavailable(), 'PostgreSQL restarted, then down, mid-ru
     const again = await timed(() => fetch(`${url}/v1/tasks/${'0'.repeat(26)}`));
     expect(again.value.status).toBe(503);
     expect(again.ms).toBeLessThan(500);
+    // The scrape still answers: process and worker metrics, and the store reported down.
+    const scrape = await timed(() => fetch(`${url}/metrics`).then(async (r) => ({ status: r.status, text: await r.text() })));
+    expect(scrape.value.status).toBe(200);
+    expect(scrape.value.text).toMatch(/^conveyor_store_up 0$/m);
+    expect(scrape.value.text).toMatch(/^conveyor_workers_connected 1$/m);
+    expect(scrape.ms).toBeLessThan(3000);
     await cluster.thaw();
 
     // The hung connections were given up; the next probe (every second) finds it back.
