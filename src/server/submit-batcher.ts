@@ -2,10 +2,8 @@ import type { GateLookup } from '../core/gate.js';
 import type { NewTask, TaskRow } from '../core/task.js';
 import { ConveyorError } from '../errors.js';
 import type { StoreOps } from '../store/store.js';
-import { isUnavailable } from '../store/store-error.js';
+import { isUnavailable, StoreError } from '../store/store-error.js';
 import type { GroupCommit } from './group-commit.js';
-
-const isQueueFull = (err: unknown) => err instanceof ConveyorError && err.code === 'queue_full';
 
 type Created = Array<{ task: TaskRow; created: boolean }>;
 
@@ -47,11 +45,13 @@ export class SubmitBatcher {
         .then(
           (settle) => settle(),
           (err: unknown) => {
-            // The write failed: none of these was written. Where one submit may be the cause
-            // (the store refused a value), each is tried on its own, so it fails alone.
+            // The write failed: none of these was written. When the store refused it (a value,
+            // not its absence), one submit may be the cause: each is tried on its own, so it
+            // fails alone. Anything else (unavailable, queue full, shutting down) fails them all.
             const failed = batch ?? this.take();
-            if (failed.length === 1 || isUnavailable(err) || isQueueFull(err)) for (const p of failed) p.reject(err);
-            else for (const p of failed) this.alone(p);
+            const refused = err instanceof StoreError && !isUnavailable(err);
+            if (refused && failed.length > 1) for (const p of failed) this.alone(p);
+            else for (const p of failed) p.reject(err);
           },
         );
     });

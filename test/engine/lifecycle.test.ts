@@ -281,6 +281,9 @@ describe('task lifecycle (embedded, SQLite)', () => {
     expect(t.state).toBe('SUCCESS');
     expect(t.result).toBe(3);
     expect(t.attempts?.map((a) => a.outcome)).toEqual(['snoozed', 'snoozed', 'success']);
+    // A snooze the stores could not schedule is refused where it is made.
+    expect(() => retryAfter(366 * 24 * 3_600_000)).toThrow(/from 0 to .* \(a year\)/);
+    expect(() => retryAfter(-1)).toThrow(TypeError);
   });
 
   it('runs ordered tasks of one key one after another', async () => {

@@ -57,6 +57,18 @@ const CLIENT_TIMEOUT_MARGIN_MS = 5_000;
 /** The longest delay a Node timer takes (about 24.8 days); longer ones fire at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, min: 60_000, h: 3_600_000 };
+/** A liveness probe (liveness.ts) that gets no answer on a fresh connection within this long finds the database unreachable. */
+const PROBE_TIMEOUT_MS = 2_000;
+/** GET /healthz must answer 503 fast while the database is away. */
+const PING_TIMEOUT_MS = 2_000;
+
+/** Idle connections close after this, so a burst's connections go back to a database many servers share. */
+const IDLE_TIMEOUT_S = 60;
+
+const SQL = loadQueries(new URL('./sql/', import.meta.url));
+const MIGRATIONS = new URL('./migrations/', import.meta.url);
+/** How long close() lets running queries finish before it cuts the connections. */
+const CLOSE_TIMEOUT_S = 5;
 
 /**
  * The statement timeout in force: a `statement_timeout` in the URL (ms, or with a unit as
@@ -71,17 +83,6 @@ export function statementTimeoutOf(url: string): number {
   const ms = Number(m[1]) * UNIT_MS[m[2] ?? 'ms'];
   return ms === 0 ? MAX_TIMER_MS : Math.min(ms, MAX_TIMER_MS); // 0: no limit on the server
 }
-/** A liveness probe (liveness.ts) that gets no answer on a fresh connection within this long finds the database unreachable. */
-const PROBE_TIMEOUT_MS = 2_000;
-/** GET /healthz must answer 503 fast while the database is away. */
-const PING_TIMEOUT_MS = 2_000;
-/** Idle connections close after this, so a burst's connections go back to a database many servers share. */
-const IDLE_TIMEOUT_S = 60;
-
-const SQL = loadQueries(new URL('./sql/', import.meta.url));
-const MIGRATIONS = new URL('./migrations/', import.meta.url);
-/** How long close() lets running queries finish before it cuts the connections. */
-const CLOSE_TIMEOUT_S = 5;
 
 type Client = postgres.Sql<{ bigint: number }>;
 type Conn = postgres.ISql<{ bigint: number }>;
