@@ -36,6 +36,8 @@ export interface LivePoint {
 export interface LiveSnapshot {
   point: LivePoint;
   history?: LivePoint[];
+  /** Points closed while the previous snapshot was still being read (oldest first; sent before `point`). */
+  missed?: LivePoint[];
   /** Lambdas with gates, settings, counts by state (counts are cached up to 2 s by the engine). */
   lambdas: LambdaSummary[];
   workers: Array<{ workerId: string; lambdas: string[]; outstanding: number; credit: number; connectedAt: number }>;
@@ -90,6 +92,7 @@ export class LiveFeed {
   private readonly total: Stats;
   private readonly byLambda = new Map<string, Stats>();
   private readonly history: LivePoint[] = [];
+  private readonly unsent: LivePoint[] = [];
   private readonly clients = new Set<LiveClient>();
   private timer: NodeJS.Timeout | null = null;
   private lastTickAt: number;
@@ -167,11 +170,15 @@ export class LiveFeed {
     roll(this.total);
     this.history.push(point);
     if (this.history.length > this.opts.historyPoints) this.history.shift();
-    if (this.clients.size > 0 && !this.sending) {
-      // One store read and one JSON text per tick, whatever the number of streams; a tick that
-      // comes while the previous one is still reading counts is skipped, not queued.
+    if (this.clients.size === 0) this.unsent.length = 0;
+    else if (this.sending) {
+      // One store read and one JSON text per tick, whatever the number of streams: a tick that
+      // comes while the previous one is still reading counts goes out with the next one.
+      this.unsent.push(point);
+      if (this.unsent.length > this.opts.historyPoints) this.unsent.shift();
+    } else {
       this.sending = true;
-      void this.snapshot(point, false)
+      void this.snapshot(point, false, this.unsent.splice(0))
         .then((text) => {
           for (const c of this.clients) c.send(text);
         })
@@ -182,7 +189,7 @@ export class LiveFeed {
     return point;
   }
 
-  private async snapshot(point: LivePoint, withHistory: boolean): Promise<string> {
+  private async snapshot(point: LivePoint, withHistory: boolean, missed: LivePoint[] = []): Promise<string> {
     let lambdas: LambdaSummary[] = [];
     try {
       lambdas = await this.engine.lambdas();
@@ -203,6 +210,7 @@ export class LiveFeed {
       refusedTotal: this.engine.hsc.counters.refused,
     };
     if (withHistory) snap.history = this.history.slice();
+    if (missed.length) snap.missed = missed;
     return `data: ${JSON.stringify(snap)}\n\n`;
   }
 

@@ -107,20 +107,57 @@ describe('GET /v1/live', () => {
     for (const t of tasks) await c.waitFor(t.id);
     let succeeded = 0;
     let last: LiveSnapshot | null = null;
-    while (succeeded < 3) {
+    const deadline = Date.now() + 10_000;
+    while (succeeded < 3 && Date.now() < deadline) {
       last = await stream.next();
       expect(last?.history).toBeUndefined();
-      succeeded += last?.point.totals.succeeded ?? 0;
+      // a tick closed while the previous snapshot was reading counts comes as `missed`
+      for (const p of [...(last?.missed ?? []), last?.point]) succeeded += p?.totals.succeeded ?? 0;
     }
     expect(succeeded).toBe(3);
     expect(last?.point.runMs?.count).toBeGreaterThanOrEqual(1);
     expect(last?.point.lambdas.echo).toBeDefined();
     // Counts by state come from the engine's cache (up to 2 s old).
-    while (last?.lambdas[0].counts.SUCCESS !== 3) last = await stream.next();
+    while (last?.lambdas[0].counts.SUCCESS !== 3 && Date.now() < deadline + 5000) last = await stream.next();
+    expect(last?.lambdas[0].counts.SUCCESS).toBe(3);
 
     expect(feed.clientCount).toBe(1);
     await stream.cancel();
     await until(() => feed.clientCount === 0, 5000, 'the stream to be dropped');
+  });
+
+  it('sends a tick that closed while the previous snapshot was still reading counts with the next one', async () => {
+    const c = await startConveyor({ lambdas });
+    const app = Fastify({ forceCloseConnections: true });
+    const feed = dashboardRoutes(app, c.engine, { tickMs: 3_600_000 }); // ticks by hand
+    const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    onCleanup(() => app.close());
+    const stream = frames(await fetch(`${url}/v1/live`));
+    expect((await stream.next())?.history).toBeDefined();
+
+    // The count read of the next snapshot hangs until released (a slow store).
+    const read = c.engine.lambdas.bind(c.engine);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    c.engine.lambdas = () => held.then(read);
+    onCleanup(() => {
+      c.engine.lambdas = read;
+      release();
+    });
+    feed.tick(); // its snapshot waits for the read
+    const tasks = await Promise.all([1, 2, 3].map((n) => c.submit('echo', n)));
+    for (const t of tasks) await c.waitFor(t.id);
+    const skipped = feed.tick(); // closes the successes while the first snapshot still reads
+    expect(skipped.totals.succeeded).toBe(3);
+    release();
+    const first = await stream.next();
+    expect(first?.point.totals.succeeded).toBe(0);
+    expect(first?.missed).toBeUndefined();
+    feed.tick();
+    const next = await stream.next();
+    expect(next?.missed?.map((p) => [p.at, p.totals.succeeded])).toEqual([[skipped.at, 3]]);
+    expect(next?.point.totals.succeeded).toBe(0);
+    await stream.cancel();
   });
 
   it('ends open streams when the server closes', async () => {

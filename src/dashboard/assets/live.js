@@ -16,8 +16,10 @@ export const live = {
 
   ingest(snap) {
     if (snap.history) this.points = snap.history.slice(-MAX_POINTS);
-    const last = this.points[this.points.length - 1];
-    if (!last || last.at < snap.point.at) this.points.push(snap.point);
+    for (const p of [...(snap.missed ?? []), snap.point]) {
+      const last = this.points[this.points.length - 1];
+      if (!last || last.at < p.at) this.points.push(p);
+    }
     if (this.points.length > MAX_POINTS) this.points.splice(0, this.points.length - MAX_POINTS);
     const counts = {};
     for (const s of OPEN_STATES) counts[s] = 0;
