@@ -70,13 +70,13 @@ describe.runIf(HAVE_CHROMIUM)('dashboard in Chromium', () => {
     const { page, problems } = await open(url);
     await page.locator('#live-status[data-state="live"]').waitFor();
     const succeeded = page.locator('[data-stat="succeeded"] .value');
-    await expect.poll(() => succeeded.textContent()).toBe('0');
+    await expect.poll(() => succeeded.textContent(), { timeout: 10_000 }).toBe('0');
     await page.locator('tr[data-key="echo"]').waitFor();
 
     const tasks = await Promise.all([1, 2, 3, 4, 5].map((n) => c.submit('echo', n)));
     for (const t of tasks) await c.waitFor(t.id);
     await expect.poll(() => succeeded.textContent(), { timeout: 10_000 }).toBe('5');
-    await expect.poll(() => page.locator('[data-stat="run"] .value').textContent()).toMatch(/ms$/);
+    await expect.poll(() => page.locator('[data-stat="run"] .value').textContent(), { timeout: 10_000 }).toMatch(/ms$/);
     await expect.poll(() => page.locator('.legend [data-state="SUCCESS"] b').textContent(), { timeout: 10_000 }).toBe('5');
     expect(problems).toEqual([]);
   });
@@ -150,7 +150,7 @@ describe.runIf(HAVE_CHROMIUM)('dashboard in Chromium', () => {
     await page.locator(`tr[data-task="${task.id}"] a`, { hasText: task.id }).click();
     await page.locator('table[data-table="attempts"]').waitFor();
     expect(await page.locator('tr[data-attempt]').count()).toBe(2);
-    await expect.poll(() => page.locator('tr[data-attempt="1"]').getAttribute('data-outcome')).toBe('error');
+    await expect.poll(() => page.locator('tr[data-attempt="1"]').getAttribute('data-outcome'), { timeout: 10_000 }).toBe('error');
     expect(await page.locator('tr[data-attempt="1"] summary').textContent()).toBe('first attempt fails');
     expect(await page.locator('tr[data-attempt="2"]').getAttribute('data-outcome')).toBe('success');
     expect(await page.locator('.page-head .badge').textContent()).toBe('success');
@@ -204,7 +204,7 @@ describe.runIf(HAVE_CHROMIUM)('dashboard in Chromium', () => {
     await input.waitFor();
     await input.fill('wrong');
     await input.press('Enter');
-    await expect.poll(() => page.locator('.form-error').textContent()).toBe('That token was refused.');
+    await expect.poll(() => page.locator('.form-error').textContent(), { timeout: 10_000 }).toBe('That token was refused.');
     await input.fill('s3cret');
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.locator('#live-status[data-state="live"]').waitFor();

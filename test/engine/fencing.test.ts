@@ -32,7 +32,7 @@ async function rawWorker(engine: Engine, capacity: number) {
 describe('fencing by attempt', () => {
   it("refuses a stale worker's late completion once its lease expired and the task moved on", async () => {
     const engine = await Engine.open(
-      compileServerOptions({ store: join(tempDir(), 'f.db'), heartbeatMs: 50, leaseMs: 250, sweepIntervalMs: 20 }),
+      compileServerOptions({ store: join(tempDir(), 'f.db'), heartbeatMs: 50, leaseMs: 1000, sweepIntervalMs: 20 }),
       silentLogger,
     );
     onCleanup(() => engine.close());
@@ -47,6 +47,10 @@ describe('fencing by attempt', () => {
     const fresh = await rawWorker(engine, 1);
     await until(() => fresh.tasks.length === 1, 10_000, 'second claim');
     expect(fresh.tasks[0].attempt).toBe(first.attempt + 1);
+    // The current holder completes at once: it sends no heartbeats, so its lease is short too.
+    const cur = fresh.tasks[0];
+    fresh.side.onFrame({ type: 'report', done: [{ id: cur.id, attempt: cur.attempt, startedAt: Date.now(), result: 'fresh' }] });
+    await until(async () => (await engine.get(task.id)).task.state === 'SUCCESS', 5000, 'success');
 
     // The stale worker wakes up and reports: refused, and told so.
     stale.side.onFrame({ type: 'report', done: [{ id: first.id, attempt: first.attempt, startedAt: Date.now(), result: 'late' }] });
@@ -62,10 +66,6 @@ describe('fencing by attempt', () => {
       lost: [{ id: first.id, attempt: first.attempt }],
     });
 
-    // The current holder completes normally.
-    const cur = fresh.tasks[0];
-    fresh.side.onFrame({ type: 'report', done: [{ id: cur.id, attempt: cur.attempt, startedAt: Date.now(), result: 'fresh' }] });
-    await until(async () => (await engine.get(task.id)).task.state === 'SUCCESS', 5000, 'success');
     const { task: end, attempts } = await engine.get(task.id, { attempts: true });
     expect(JSON.parse(end.result as string)).toBe('fresh');
     expect(attempts?.map((a) => a.outcome)).toEqual(['lost']);

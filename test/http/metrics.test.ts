@@ -163,6 +163,9 @@ const lambdas: LambdaDefinition[] = [
 
 async function serve(token?: string) {
   const c = await startConveyor({ lambdas });
+  // The first count read starts the SQLite reader thread, which under the test runner loads the
+  // sources through tsx (up to 1.7 s on a busy machine, near the scrape's 2 s store wait).
+  await c.lambdas();
   const url = await c.listen({ port: 0, token });
   const scrape = async (headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {}) => {
     const res = await fetch(`${url}/metrics`, { headers });

@@ -82,7 +82,7 @@ describeIf(privateClusterUnavailable(), 'PostgreSQL restarted, then down, mid-ru
     const health = await timed(() => fetch(`${url}/healthz`));
     expect(health.value.status).toBe(503);
     expect(health.value.headers.get('retry-after')).toBe('1');
-    expect(health.ms).toBeLessThan(3000);
+    expect(health.ms).toBeLessThan(5000); // the ping gives up at 2 s; a hang would be 30 s and more
     const submit = await timed(() =>
       fetch(`${url}/v1/tasks`, {
         method: 'POST',
@@ -93,7 +93,7 @@ describeIf(privateClusterUnavailable(), 'PostgreSQL restarted, then down, mid-ru
     expect(submit.value.status).toBe(503);
     expect(submit.value.headers.get('retry-after')).toBe('1');
     expect((await submit.value.json()).error.code).toBe('store_unavailable');
-    expect(submit.ms).toBeLessThan(3000);
+    expect(submit.ms).toBeLessThan(5000);
     await sleep(Math.max(0, down + OUTAGE_MS - Date.now()));
     await cluster.start();
 
@@ -141,7 +141,7 @@ describeIf(privateClusterUnavailable(), 'PostgreSQL restarted, then down, mid-ru
     await cluster.freeze();
     const health = await timed(() => fetch(`${url}/healthz`));
     expect(health.value.status).toBe(503);
-    expect(health.ms).toBeLessThan(3000);
+    expect(health.ms).toBeLessThan(5000); // the ping gives up at 2 s; a hang would be 30 s and more
     const submit = await timed(() =>
       fetch(`${url}/v1/tasks`, {
         method: 'POST',
@@ -155,20 +155,20 @@ describeIf(privateClusterUnavailable(), 'PostgreSQL restarted, then down, mid-ru
     expect(submit.ms).toBeLessThan(8000);
     const again = await timed(() => fetch(`${url}/v1/tasks/${'0'.repeat(26)}`));
     expect(again.value.status).toBe(503);
-    expect(again.ms).toBeLessThan(500);
+    expect(again.ms).toBeLessThan(1500);
     // The scrape still answers: process and worker metrics, and the store reported down.
     const scrape = await timed(() => fetch(`${url}/metrics`).then(async (r) => ({ status: r.status, text: await r.text() })));
     expect(scrape.value.status).toBe(200);
     expect(scrape.value.text).toMatch(/^conveyor_store_up 0$/m);
     expect(scrape.value.text).toMatch(/^conveyor_workers_connected 1$/m);
-    expect(scrape.ms).toBeLessThan(3000);
+    expect(scrape.ms).toBeLessThan(5000);
     await cluster.thaw();
 
     // The hung connections were given up; the next probe (every second) finds it back.
     expect((c.engine.store.driver as PostgresDriver).counters.poolReplaced).toBeGreaterThanOrEqual(1);
     const back = Date.now();
-    const task = await until(() => c.submit('echo', 3).catch(() => null), 5000, 'a submit to succeed again');
-    expect(Date.now() - back).toBeLessThan(3000);
+    const task = await until(() => c.submit('echo', 3).catch(() => null), 8000, 'a submit to succeed again');
+    expect(Date.now() - back).toBeLessThan(5000);
     expect((await c.waitFor(task.id, { timeoutMs: 10_000 })).state).toBe('SUCCESS');
   }, 60_000);
 });

@@ -59,8 +59,9 @@ describeIf(await pgUnreachable(), 'signals between servers (PostgreSQL LISTEN/NO
     const { a, b } = await pair();
     const t0 = Date.now();
     const task = await b.submit('echo', { n: 1 });
-    expect((await a.waitFor(task.id, { timeoutMs: 5000 })).state).toBe('SUCCESS');
-    expect(Date.now() - t0).toBeLessThan(1000);
+    expect((await a.waitFor(task.id, { timeoutMs: 10_000 })).state).toBe('SUCCESS');
+    // the servers poll once a minute: anything well under that was the signal
+    expect(Date.now() - t0).toBeLessThan(5000);
     expect(b.engine.signals.counters.sent).toBeGreaterThan(0);
   });
 
@@ -71,19 +72,19 @@ describeIf(await pgUnreachable(), 'signals between servers (PostgreSQL LISTEN/NO
     await sleep(600);
     const t0 = Date.now();
     const task = await b.submit('echo', { n: 2 }, { delayMs: 300 });
-    const done = await a.waitFor(task.id, { timeoutMs: 5000 });
+    const done = await a.waitFor(task.id, { timeoutMs: 10_000 });
     expect(done.state).toBe('SUCCESS');
     expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
-    expect(Date.now() - t0).toBeLessThan(1500);
+    expect(Date.now() - t0).toBeLessThan(5000);
   });
 
   it('reloads gates on every server when one pauses or resumes a lambda', async () => {
     const { a, b } = await pair();
     await b.pause('echo');
-    await until(() => a.engine.gates.lambdaMode('echo') === 'pause', 2000, 'a to see the pause');
+    await until(() => a.engine.gates.lambdaMode('echo') === 'pause', 10_000, 'a to see the pause');
     const held = await b.submit('echo', { n: 3 });
     await b.resume('echo');
-    await until(() => a.engine.gates.lambdaMode('echo') === 'open', 2000, 'a to see the resume');
+    await until(() => a.engine.gates.lambdaMode('echo') === 'open', 10_000, 'a to see the resume');
     expect((await a.waitFor(held.id, { timeoutMs: 5000 })).state).toBe('SUCCESS');
   });
 
@@ -92,7 +93,7 @@ describeIf(await pgUnreachable(), 'signals between servers (PostgreSQL LISTEN/NO
     const b = await startConveyor({ ...SLOW_POLL, store: url, worker: false });
     expect(b.engine.registry.get('late')).toBeUndefined();
     const c = await startConveyor({ ...SLOW_POLL, store: url, lambdas: [{ name: 'late', handler: () => 'ok' }] });
-    await until(() => b.engine.registry.get('late'), 2000, 'b to learn of the lambda');
+    await until(() => b.engine.registry.get('late'), 10_000, 'b to learn of the lambda');
     const task = await b.submit('late', {});
     expect((await c.waitFor(task.id, { timeoutMs: 5000 })).state).toBe('SUCCESS');
   });
@@ -105,7 +106,7 @@ describeIf(await pgUnreachable(), 'signals between servers (PostgreSQL LISTEN/NO
     expect(killed.length).toBe(2); // a's and b's
     await until(() => a.engine.signals.counters.relistens >= 1 && b.engine.signals.counters.relistens >= 1, 5000, 're-listen');
     const task = await b.submit('echo', { n: 4 });
-    expect((await a.waitFor(task.id, { timeoutMs: 2000 })).state).toBe('SUCCESS');
+    expect((await a.waitFor(task.id, { timeoutMs: 10_000 })).state).toBe('SUCCESS');
   });
 
   it('gives the singleton duties up on a clean close', async () => {

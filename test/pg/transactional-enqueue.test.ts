@@ -53,7 +53,7 @@ describeIf(await pgUnreachable(), 'transactional enqueue (conveyor_enqueue, enqu
     });
     expect(isId(id)).toBe(true);
     const done = await c.waitFor(id, { timeoutMs: 5000 });
-    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(Date.now() - t0).toBeLessThan(5000);
     expect(done).toMatchObject({
       state: 'SUCCESS',
       lambda: 'receipt',
@@ -123,7 +123,7 @@ describeIf(await pgUnreachable(), 'transactional enqueue (conveyor_enqueue, enqu
     // search_path does not hold Conveyor's schema.
     const id = await other.begin(async (tx) => {
       const [row] = await tx.unsafe(
-        `SELECT "${schema}".conveyor_enqueue('receipt', $1::jsonb, run_at => clock_timestamp() + interval '300 milliseconds', priority => 1) AS id`,
+        `SELECT "${schema}".conveyor_enqueue('receipt', $1::jsonb, run_at => clock_timestamp() + interval '1 second', priority => 1) AS id`,
         [JSON.stringify({ order: 5 })],
       );
       return row.id as string;
@@ -131,8 +131,8 @@ describeIf(await pgUnreachable(), 'transactional enqueue (conveyor_enqueue, enqu
     expect((await c.get(id)).state).toBe('NEW');
     const done = await c.waitFor(id, { timeoutMs: 5000 });
     expect(done).toMatchObject({ state: 'SUCCESS', priority: 1 });
-    expect(Date.parse(done.attempts?.[0]?.startedAt as string) - t0).toBeGreaterThanOrEqual(300);
-    expect(Date.now() - t0).toBeLessThan(1500);
+    expect(Date.parse(done.attempts?.[0]?.startedAt as string) - t0).toBeGreaterThanOrEqual(1000);
+    expect(Date.now() - t0).toBeLessThan(6000);
     // The SDK helper names the schema the same way.
     const viaHelper = await other.begin((tx) =>
       enqueueInTransaction(tx, { lambda: 'receipt', payload: { order: 6 }, delayMs: 0 }, { schema }),
