@@ -74,6 +74,12 @@ export interface ReportFrame {
   failed?: FailedItem[];
   /** Claimed tasks given back unstarted (draining, gate closed). */
   released?: AttemptRef[];
+  /**
+   * Asks for a report_ack once the server holds this report (servers whose welcome says
+   * reportAcks). A worker keeps the outcomes of an unanswered report and sends them again
+   * after a reconnect, so a dropped connection does not throw finished work away.
+   */
+  seq?: number;
 }
 
 export interface HeartbeatFrame {
@@ -98,6 +104,8 @@ export interface WelcomeFrame {
   heartbeatMs: number;
   leaseMs: number;
   gates: Gate[];
+  /** The server answers a report that carries a seq with report_ack. */
+  reportAcks?: boolean;
 }
 
 export interface TasksFrame {
@@ -110,6 +118,12 @@ export interface HeartbeatAckFrame {
   seq: number;
   /** Attempts the worker no longer holds: abort them. */
   lost: AttemptRef[];
+}
+
+/** The server holds every report up to this seq (on this connection) and will write it. */
+export interface ReportAckFrame {
+  type: 'report_ack';
+  seq: number;
 }
 
 /** Reports the server refused (the attempt was no longer held); running handlers of these must stop. */
@@ -129,4 +143,4 @@ export interface ErrorFrame {
   error: { code: string; message: string };
 }
 
-export type ServerFrame = WelcomeFrame | TasksFrame | HeartbeatAckFrame | RefusedFrame | GatesFrame | ErrorFrame;
+export type ServerFrame = WelcomeFrame | TasksFrame | HeartbeatAckFrame | ReportAckFrame | RefusedFrame | GatesFrame | ErrorFrame;

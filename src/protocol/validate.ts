@@ -53,6 +53,7 @@ const schema = {
           },
         }),
         released: list(ref),
+        seq: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
       },
     },
     {

@@ -73,6 +73,13 @@ export class Controller {
   private done: DoneItem[] = [];
   private failed: FailedItem[] = [];
   private released: AttemptRef[] = [];
+  /** Whether the server answers reports with report_ack (from its welcome). */
+  private reportAcks = false;
+  private reportSeq = 0;
+  /** Outcomes sent in reports the server has not acknowledged yet, oldest first. */
+  private unacked: Array<{ seq: number; done: DoneItem[]; failed: FailedItem[] }> = [];
+  /** Outcomes sent again after a reconnect: a refusal of these may only mean the first copy arrived. */
+  private resent = new Set<string>();
   private flushScheduled = false;
   private heartbeatMs = 5000;
   private heartbeatTimer: NodeJS.Timeout | null = null;
@@ -164,6 +171,8 @@ export class Controller {
     switch (f.type) {
       case 'welcome':
         if (this.mode === 'connecting') this.mode = 'running';
+        this.reportAcks = f.reportAcks === true;
+        this.requeueUnacked();
         this.heartbeatMs = f.heartbeatMs;
         this.gate = gateLookupOf(f.gates);
         this.startHeartbeats();
@@ -179,13 +188,28 @@ export class Controller {
       case 'heartbeat_ack':
         this.onAck(f.seq, f.lost);
         return;
-      case 'refused':
-        this.log.warn(
-          { attempts: f.items.slice(0, 10) },
-          `the server refused reports on ${f.items.length} attempts this worker no longer holds (lease expired or moved on)`,
-        );
+      case 'report_ack':
+        while (this.unacked.length && this.unacked[0].seq <= f.seq) {
+          const r = this.unacked.shift() as (typeof this.unacked)[number];
+          for (const x of [...r.done, ...r.failed]) this.resent.delete(refKey(x));
+        }
+        return;
+      case 'refused': {
+        const again = f.items.filter((r) => this.resent.delete(refKey(r)));
+        const stale = f.items.length - again.length;
+        if (stale)
+          this.log.warn(
+            { attempts: f.items.slice(0, 10) },
+            `the server refused reports on ${stale} attempts this worker no longer holds (lease expired or moved on)`,
+          );
+        if (again.length)
+          this.log.info(
+            { attempts: again.slice(0, 10) },
+            `the server refused reports on ${again.length} attempts sent again after a reconnect (it had them already, or their lease ended meanwhile)`,
+          );
         this.forsake(f.items);
         return;
+      }
       case 'gates':
         this.gate = gateLookupOf(f.gates);
         this.releaseWhere((t) => this.gate(t.lambda, t.collection) !== 'open');
@@ -315,6 +339,13 @@ export class Controller {
     if (!this.up || this.mode === 'connecting') return;
     const credit = this.mode === 'running' ? this.credit : 0;
     if (credit === 0 && !this.started.size && !this.done.length && !this.failed.length && !this.released.length) return;
+    // Outcomes are kept until acknowledged: a frame written to a connection that is already
+    // gone (the server dropped a worker that stalled) would otherwise lose finished work.
+    let seq: number | undefined;
+    if (this.reportAcks && (this.done.length || this.failed.length)) {
+      seq = ++this.reportSeq;
+      this.unacked.push({ seq, done: this.done, failed: this.failed });
+    }
     this.transport.send({
       type: 'report',
       ...(credit ? { credit } : {}),
@@ -322,12 +353,24 @@ export class Controller {
       ...(this.done.length ? { done: this.done } : {}),
       ...(this.failed.length ? { failed: this.failed } : {}),
       ...(this.released.length ? { released: this.released } : {}),
+      ...(seq === undefined ? {} : { seq }),
     });
     if (this.mode === 'running') this.credit = 0;
     this.started = new Map();
     this.done = [];
     this.failed = [];
     this.released = [];
+  }
+
+  /** A new session: outcomes the last one did not acknowledge go out again, ahead of newer ones. */
+  private requeueUnacked(): void {
+    if (this.unacked.length === 0) return;
+    const done = this.unacked.flatMap((r) => r.done);
+    const failed = this.unacked.flatMap((r) => r.failed);
+    this.unacked = [];
+    for (const x of [...done, ...failed]) this.resent.add(refKey(x));
+    this.done = done.concat(this.done);
+    this.failed = failed.concat(this.failed);
   }
 
   private startHeartbeats(): void {

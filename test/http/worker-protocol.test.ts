@@ -1,3 +1,4 @@
+import { connect, createServer, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { Worker } from '../../src/worker/worker.js';
@@ -19,6 +20,46 @@ async function rawSocket(url: string, headers: Record<string, string> = {}) {
   });
   ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
   return { ws, status, frames };
+}
+
+/**
+ * A TCP relay between a worker and the server that can swallow what the worker sends, as a
+ * connection does that died without either end knowing yet.
+ */
+async function relay(target: URL) {
+  const open = new Map<Socket, { up: Socket; swallowed: boolean }>();
+  const server = createServer((down) => {
+    const up = connect(Number(target.port), target.hostname);
+    const conn = { up, swallowed: false };
+    open.set(down, conn);
+    for (const s of [down, up]) s.on('error', () => undefined);
+    down.on('data', (d) => {
+      if (!conn.swallowed) up.write(d);
+    });
+    up.pipe(down);
+    down.on('close', () => {
+      open.delete(down);
+      up.destroy();
+    });
+    up.on('close', () => down.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    /** What workers send over the connections open now goes nowhere. */
+    swallow: () => {
+      for (const c of open.values()) c.swallowed = true;
+    },
+    /** Cuts every open connection (new ones are relayed whole). */
+    cut: () => {
+      for (const [down, c] of open) {
+        down.destroy();
+        c.up.destroy();
+      }
+    },
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
 }
 
 describe('worker protocol over a real WebSocket', () => {
@@ -47,6 +88,42 @@ describe('worker protocol over a real WebSocket', () => {
       expect((await server.lambdas())[0].workers).toBe(1);
     } finally {
       await worker.stop();
+    }
+  });
+
+  it('sends an outcome again after a reconnect when the connection died under its report; the task runs once', async () => {
+    const server = await startConveyor({ lambdas: [echo], worker: false });
+    const link = await relay(new URL(await server.listen({ port: 0 })));
+    let runs = 0;
+    let sent = false;
+    const worker = new Worker({
+      server: link.url,
+      lambdas: [
+        {
+          name: 'echo',
+          handler: async (p: unknown) => {
+            runs++;
+            link.swallow(); // the report of this outcome is written into a dead connection
+            sent = true;
+            return { echo: p };
+          },
+        },
+      ],
+    }).start();
+    try {
+      await worker.ready;
+      const t = await server.submit('echo', { n: 1 });
+      await until(() => sent, 5000, 'the handler to run');
+      await new Promise((r) => setTimeout(r, 200)); // the report left for nowhere
+      expect((await server.get(t.id)).state).not.toBe('SUCCESS');
+      link.cut();
+      // Leases last 20 s here: only the outcome sent again can finish the task this soon.
+      const done = await server.waitFor(t.id, { timeoutMs: 10_000 });
+      expect(done).toMatchObject({ state: 'SUCCESS', attempt: 1, result: { echo: { n: 1 } } });
+      expect(runs).toBe(1);
+    } finally {
+      await worker.stop();
+      await link.close();
     }
   });
 
