@@ -13,4 +13,9 @@ export interface WorkerTransport {
   /** Sends a frame; frames sent while down are dropped (the controller keeps what matters). */
   send(frame: WorkerFrame): void;
   close(): Promise<void>;
+  /**
+   * Checks the connection every `ms` (the heartbeat interval); one that stopped answering is
+   * closed and opened again. A cut network gives no close for minutes, long after the leases.
+   */
+  checkEvery?(ms: number): void;
 }

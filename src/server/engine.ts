@@ -385,11 +385,8 @@ export class Engine {
           return;
         }
         if (!session) return; // frames before the hello was processed carry nothing to act on
-        if (f.type === 'report') {
-          this.hsc.report(session, f);
-          // The report is the HSC's to write now (it holds reports through a store outage).
-          if (f.seq !== undefined) link.send({ type: 'report_ack', seq: f.seq });
-        } else if (f.type === 'heartbeat')
+        if (f.type === 'report') this.hsc.report(session, f);
+        else if (f.type === 'heartbeat')
           void this.hsc.heartbeat(session, f).catch((err) => this.log.warn({ err }, 'heartbeat write failed'));
         else if (f.type === 'bye') this.dispatcher.detach(session.id);
       },

@@ -28,6 +28,8 @@ interface Reports {
   done: Array<Tagged<SuccessReport>>;
   failed: Array<Tagged<FailReport>>;
   released: Array<Tagged<AttemptRef>>;
+  /** The seqs of the reports these came in, answered with report_ack once they are written. */
+  acks: Array<Tagged<{ seq: number }>>;
 }
 
 /**
@@ -51,6 +53,7 @@ export class Hsc {
   private done: Array<Tagged<SuccessReport>> = [];
   private failed: Array<Tagged<FailReport>> = [];
   private released: Array<Tagged<AttemptRef>> = [];
+  private acks: Array<Tagged<{ seq: number }>> = [];
   private queued = false;
   private writing = false;
   private retry: NodeJS.Timeout | null = null;
@@ -88,6 +91,7 @@ export class Hsc {
       });
     }
     for (const r of f.released ?? []) this.released.push({ ...r, session });
+    if (f.seq !== undefined) this.acks.push({ seq: f.seq, session });
     const finished = (f.done?.length ?? 0) + (f.failed?.length ?? 0) + (f.released?.length ?? 0);
     session.outstanding = Math.max(0, session.outstanding - finished);
     if (f.credit) this.dispatcher.grant(session, f.credit);
@@ -106,7 +110,7 @@ export class Hsc {
     // One write in flight at a time, even where flushes run in parallel (PostgreSQL): a start
     // and an outcome of one attempt in two parallel transactions could land out of order.
     if (this.queued || this.writing || this.retry || this.stopped) return;
-    if (this.started.length + this.done.length + this.failed.length + this.released.length === 0) return;
+    if (this.started.length + this.done.length + this.failed.length + this.released.length + this.acks.length === 0) return;
     this.queued = true;
     this.writing = true;
     let taken: Reports | null = null;
@@ -127,6 +131,7 @@ export class Hsc {
       .then(
         (refused) => {
           this.refuse(refused);
+          this.acknowledge(taken?.acks ?? []);
           this.flush(); // what arrived while this write was in flight
         },
         (err: unknown) => {
@@ -137,7 +142,9 @@ export class Hsc {
           } else if (isUnavailable(err)) {
             this.putBack(taken);
           } else {
-            // A report the store refused: those leases expire and the sweep re-runs the tasks.
+            // A report the store refused: those leases expire and the sweep re-runs the tasks
+            // (sending it again would not help).
+            this.acknowledge(taken.acks);
             this.flush();
             return;
           }
@@ -162,11 +169,12 @@ export class Hsc {
   /** Takes every pending report; reports arriving from now on queue the next write. */
   private take(): Reports {
     this.queued = false;
-    const out = { started: this.started, done: this.done, failed: this.failed, released: this.released };
+    const out = { started: this.started, done: this.done, failed: this.failed, released: this.released, acks: this.acks };
     this.started = [];
     this.done = [];
     this.failed = [];
     this.released = [];
+    this.acks = [];
     return out;
   }
 
@@ -176,6 +184,7 @@ export class Hsc {
     this.done = r.done.concat(this.done);
     this.failed = r.failed.concat(this.failed);
     this.released = r.released.concat(this.released);
+    this.acks = r.acks.concat(this.acks);
   }
 
   private async apply(ops: StoreOps, { started, done, failed, released }: Reports): Promise<Array<Tagged<AttemptRef>>> {
@@ -214,6 +223,17 @@ export class Hsc {
       bySession.set(r.session, list);
     }
     for (const [s, items] of bySession) s.link.send({ type: 'refused', items, reason: 'stale_attempt' });
+  }
+
+  /**
+   * Tells each worker the highest report seq now written (after any refusal of its items, so a
+   * worker knows what was refused before it forgets what it sent). Until then the worker keeps
+   * the outcomes, and sends them to the next server if this one closes first.
+   */
+  private acknowledge(acks: Array<Tagged<{ seq: number }>>): void {
+    const last = new Map<Session, number>();
+    for (const a of acks) last.set(a.session, Math.max(a.seq, last.get(a.session) ?? -1));
+    for (const [s, seq] of last) s.link.send({ type: 'report_ack', seq });
   }
 
   private tooLarge(session: Session, id: string, attempt: number, startedAt: number, size: number): Tagged<FailReport> {

@@ -67,6 +67,8 @@ export class Controller {
   private gate: GateLookup = gateLookupOf([]);
   private mode: 'connecting' | 'running' | 'suspended' | 'draining' | 'stopped' = 'connecting';
   private up = false;
+  /** The server answered this connection's hello: frames sent before that would be dropped. */
+  private welcomed = false;
   private credit = 0;
   /** Starts not yet reported; an attempt that ends before the next report is reported once, as its outcome. */
   private started = new Map<string, StartedItem>();
@@ -129,6 +131,7 @@ export class Controller {
   /** Stops taking work, releases buffered tasks, lets running ones finish within the grace period, then aborts the rest. */
   async stop(graceMs = this.cfg.shutdownGraceMs): Promise<void> {
     if (this.mode === 'stopped') return;
+    const graceEnd = this.clock.now() + graceMs;
     this.mode = 'draining';
     this.releaseWhere(() => true);
     this.flush();
@@ -142,6 +145,9 @@ export class Controller {
       while (this.running.size > 0 && this.clock.now() < until) await new Promise((r) => setTimeout(r, 10));
     }
     this.flush();
+    // The last outcomes are kept until the server has written them (or the grace is over).
+    const end = Math.max(graceEnd, this.clock.now() + 1000);
+    while (this.unacked.length > 0 && this.welcomed && this.clock.now() < end) await new Promise((r) => setTimeout(r, 10));
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.watchdog) clearTimeout(this.watchdog);
     this.mode = 'stopped';
@@ -152,6 +158,7 @@ export class Controller {
 
   private onLink(state: 'up' | 'down'): void {
     this.up = state === 'up';
+    this.welcomed = false;
     if (!this.up) return;
     if (this.mode === 'stopped') return;
     // A fresh session: grant the places that are free now, and renew what we still hold.
@@ -171,9 +178,11 @@ export class Controller {
     switch (f.type) {
       case 'welcome':
         if (this.mode === 'connecting') this.mode = 'running';
+        this.welcomed = true;
         this.reportAcks = f.reportAcks === true;
         this.requeueUnacked();
         this.heartbeatMs = f.heartbeatMs;
+        this.transport.checkEvery?.(f.heartbeatMs);
         this.gate = gateLookupOf(f.gates);
         this.startHeartbeats();
         this.heartbeat();
@@ -334,27 +343,41 @@ export class Controller {
     });
   }
 
-  /** Sends everything to report in one frame (kept while disconnected). */
+  /**
+   * Sends everything to report (kept while disconnected): one frame, or one per REPORT_CHUNK
+   * outcomes when more piled up (a reconnect sends again what was not acknowledged).
+   */
   private flush(): void {
-    if (!this.up || this.mode === 'connecting') return;
+    if (!this.welcomed) return;
     const credit = this.mode === 'running' ? this.credit : 0;
     if (credit === 0 && !this.started.size && !this.done.length && !this.failed.length && !this.released.length) return;
-    // Outcomes are kept until acknowledged: a frame written to a connection that is already
-    // gone (the server dropped a worker that stalled) would otherwise lose finished work.
-    let seq: number | undefined;
-    if (this.reportAcks && (this.done.length || this.failed.length)) {
-      seq = ++this.reportSeq;
-      this.unacked.push({ seq, done: this.done, failed: this.failed });
-    }
-    this.transport.send({
-      type: 'report',
-      ...(credit ? { credit } : {}),
-      ...(this.started.size ? { started: [...this.started.values()] } : {}),
-      ...(this.done.length ? { done: this.done } : {}),
-      ...(this.failed.length ? { failed: this.failed } : {}),
-      ...(this.released.length ? { released: this.released } : {}),
-      ...(seq === undefined ? {} : { seq }),
-    });
+    const outcomes = this.done.length + this.failed.length;
+    let first = true;
+    let d = 0;
+    let f = 0;
+    do {
+      const done = this.done.slice(d, d + REPORT_CHUNK);
+      const failed = this.failed.slice(f, f + REPORT_CHUNK - done.length);
+      d += done.length;
+      f += failed.length;
+      // Outcomes are kept until acknowledged: a frame written to a connection that is already
+      // gone (a stalled worker the server dropped, a cut network) would lose finished work.
+      let seq: number | undefined;
+      if (this.reportAcks && done.length + failed.length > 0) {
+        seq = ++this.reportSeq;
+        this.unacked.push({ seq, done, failed });
+      }
+      this.transport.send({
+        type: 'report',
+        ...(first && credit ? { credit } : {}),
+        ...(first && this.started.size ? { started: [...this.started.values()] } : {}),
+        ...(done.length ? { done } : {}),
+        ...(failed.length ? { failed } : {}),
+        ...(first && this.released.length ? { released: this.released } : {}),
+        ...(seq === undefined ? {} : { seq }),
+      });
+      first = false;
+    } while (d + f < outcomes);
     if (this.mode === 'running') this.credit = 0;
     this.started = new Map();
     this.done = [];
@@ -368,7 +391,7 @@ export class Controller {
     const done = this.unacked.flatMap((r) => r.done);
     const failed = this.unacked.flatMap((r) => r.failed);
     this.unacked = [];
-    for (const x of [...done, ...failed]) this.resent.add(refKey(x));
+    if (this.reportAcks) for (const x of [...done, ...failed]) this.resent.add(refKey(x));
     this.done = done.concat(this.done);
     this.failed = failed.concat(this.failed);
   }

@@ -29,6 +29,7 @@ export class WsTransport implements WorkerTransport {
   private closed = false;
   private attempt = 0;
   private timer: NodeJS.Timeout | null = null;
+  private pingTimer: NodeJS.Timeout | null = null;
   private onFrame: (f: ServerFrame) => void = () => {};
   private onState: (s: 'up' | 'down') => void = () => {};
   private readonly url: string;
@@ -47,8 +48,44 @@ export class WsTransport implements WorkerTransport {
     if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(workerFrameJson(frame));
   }
 
+  /**
+   * Pings the server every `ms`: a ping still unanswered at the next one means the connection
+   * is dead, so it is dropped and opened again. A check that comes late (this process stalled)
+   * judges nothing; the pong may be waiting behind it.
+   */
+  checkEvery(ms: number): void {
+    this.stopPings();
+    const ws = this.ws;
+    if (!ws || ms <= 0) return;
+    let answered = true;
+    let last = performance.now();
+    ws.on('pong', () => {
+      answered = true;
+    });
+    this.pingTimer = setInterval(() => {
+      const now = performance.now();
+      const late = now - last > ms * 1.5;
+      last = now;
+      if (ws.readyState !== WebSocket.OPEN) return;
+      if (!answered && !late) {
+        this.opts.log.warn({ server: this.opts.server }, `the server did not answer a ping within ${ms} ms; reconnecting`);
+        ws.terminate();
+        return;
+      }
+      answered = false;
+      ws.ping();
+    }, ms);
+    this.pingTimer.unref();
+  }
+
+  private stopPings(): void {
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.pingTimer = null;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    this.stopPings();
     if (this.timer) clearTimeout(this.timer);
     const ws = this.ws;
     if (!ws || ws.readyState === WebSocket.CLOSED) return;
@@ -109,7 +146,10 @@ export class WsTransport implements WorkerTransport {
       if (!up) this.opts.log.warn({ err: err.message, server: this.opts.server }, 'cannot reach the server; retrying');
     });
     ws.on('close', () => {
-      if (this.ws === ws) this.ws = null;
+      if (this.ws === ws) {
+        this.ws = null;
+        this.stopPings();
+      }
       if (up) {
         this.opts.log.warn('disconnected from the server; reconnecting');
         this.onState('down');

@@ -1,0 +1,113 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { systemClock } from '../../src/clock.js';
+import { compileWorkerOptions } from '../../src/config/options.js';
+import type { DoneItem, ReportFrame, ServerFrame, TaskFrame, WorkerFrame } from '../../src/protocol/frames.js';
+import type { WorkerTransport } from '../../src/protocol/transport.js';
+import { Controller } from '../../src/worker/controller.js';
+import { until } from '../helpers.js';
+
+/** The server's end of a connection, played by the test: frames sent, and a way to answer. */
+function fakeLink() {
+  const sent: WorkerFrame[] = [];
+  let toWorker: (f: ServerFrame) => void = () => {};
+  let state: (s: 'up' | 'down') => void = () => {};
+  const transport: WorkerTransport = {
+    connect(onFrame, onState) {
+      toWorker = onFrame;
+      state = onState;
+      queueMicrotask(() => onState('up'));
+    },
+    send: (f) => void sent.push(f),
+    close: async () => {},
+  };
+  return {
+    transport,
+    sent,
+    answer: (f: ServerFrame) => toWorker(f),
+    drop: () => state('down'),
+    reopen: () => state('up'),
+  };
+}
+
+const welcome: ServerFrame = {
+  type: 'welcome',
+  protocol: 1,
+  sessionId: 's',
+  heartbeatMs: 60_000,
+  leaseMs: 240_000,
+  gates: [],
+  reportAcks: true,
+};
+const taskFrame = (n: number): TaskFrame => ({
+  id: `t${n}`,
+  lambda: 'echo',
+  collection: null,
+  attempt: 1,
+  tries: 1,
+  maxAttempts: 3,
+  priority: 0,
+  key: null,
+  timeoutMs: 60_000,
+  payload: n,
+});
+const reports = (frames: WorkerFrame[]) => frames.filter((f): f is ReportFrame => f.type === 'report');
+const doneIn = (frames: WorkerFrame[]) => reports(frames).flatMap((r) => r.done ?? []);
+
+describe('a worker keeps outcomes until the server acknowledges them', () => {
+  it('sends them again after a reconnect, in frames of at most 64, and forgets them once acknowledged', async () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(s) });
+    const link = fakeLink();
+    const c = new Controller(
+      [{ name: 'echo', handler: async (p: unknown) => p }],
+      compileWorkerOptions({ concurrency: 150, prefetch: 0 }),
+      link.transport,
+      systemClock,
+      log,
+    );
+    c.start();
+    await until(() => link.sent.some((f) => f.type === 'hello'), 2000, 'hello');
+    link.answer(welcome);
+    link.answer({ type: 'tasks', tasks: Array.from({ length: 150 }, (_, i) => taskFrame(i)) });
+    await until(() => doneIn(link.sent).length === 150, 2000, 'every outcome reported');
+    for (const r of reports(link.sent)) expect((r.done?.length ?? 0) <= 64).toBe(true);
+    const firstSeqs = reports(link.sent).flatMap((r) => (r.seq === undefined ? [] : [r.seq]));
+    expect(firstSeqs.length).toBeGreaterThanOrEqual(3);
+
+    // The server acknowledged the first report only; then the connection died.
+    const firstDone = new Set((reports(link.sent).find((r) => r.seq === firstSeqs[0])?.done ?? []).map((d: DoneItem) => d.id));
+    link.answer({ type: 'report_ack', seq: firstSeqs[0] });
+    link.drop();
+    link.sent.length = 0;
+    link.reopen();
+    await until(() => link.sent.some((f) => f.type === 'hello'), 2000, 'hello again');
+    expect(reports(link.sent)).toEqual([]); // nothing goes out before the new session is welcomed
+    link.answer(welcome);
+    const again = reports(link.sent);
+    const resentIds = doneIn(link.sent).map((d) => d.id);
+    expect(resentIds).toHaveLength(150 - firstDone.size);
+    expect(resentIds.filter((id) => firstDone.has(id))).toEqual([]);
+    for (const r of again) {
+      expect(r.seq).toBeTypeOf('number');
+      expect((r.done?.length ?? 0) <= 64).toBe(true);
+    }
+
+    // The server had some already: it refuses those, then acknowledges everything.
+    link.answer({ type: 'refused', items: [{ id: resentIds[0], attempt: 1 }], reason: 'stale_attempt' });
+    link.answer({ type: 'report_ack', seq: again[again.length - 1].seq as number });
+    expect(lines.some((l) => /refused reports on 1 attempts sent again after a reconnect/.test(l) && /"level":30/.test(l))).toBe(true);
+    expect(lines.some((l) => /"level":40/.test(l) && /refused/.test(l))).toBe(false);
+
+    // Nothing is left to send after another reconnect, and stop() does not wait.
+    link.drop();
+    link.sent.length = 0;
+    link.reopen();
+    await until(() => link.sent.some((f) => f.type === 'hello'), 2000, 'hello a third time');
+    link.answer(welcome);
+    expect(doneIn(link.sent)).toEqual([]);
+    const t0 = Date.now();
+    await c.stop(0);
+    expect(Date.now() - t0).toBeLessThan(500);
+  });
+});
