@@ -80,7 +80,7 @@ export class Controller {
   private reportSeq = 0;
   /** Outcomes sent in reports the server has not acknowledged yet, oldest first. */
   private unacked: Array<{ seq: number; done: DoneItem[]; failed: FailedItem[] }> = [];
-  /** Outcomes sent again after a reconnect: a refusal of these may only mean the first copy arrived. */
+  /** Outcomes sent again after a reconnect: a refusal of these may also mean the first copy arrived. */
   private resent = new Set<string>();
   private flushScheduled = false;
   private heartbeatMs = 5000;
@@ -212,9 +212,9 @@ export class Controller {
             `the server refused reports on ${stale} attempts this worker no longer holds (lease expired or moved on)`,
           );
         if (again.length)
-          this.log.info(
+          this.log.warn(
             { attempts: again.slice(0, 10) },
-            `the server refused reports on ${again.length} attempts sent again after a reconnect (it had them already, or their lease ended meanwhile)`,
+            `the server refused reports on ${again.length} attempts sent again after a reconnect (their lease ended meanwhile, or it had them already)`,
           );
         this.forsake(f.items);
         return;

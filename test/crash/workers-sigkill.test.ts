@@ -85,6 +85,9 @@ describe('crash: remote workers', () => {
     await healthy.ready;
     // The frozen worker's leases expire (500 ms), the tasks are rescued and run on the healthy worker.
     for (const t of tasks) for (let i = 0; i < 200 && (await client.get(t.id)).attempt < 2; i++) await sleep(25);
+    // Frozen past the server's patience for a silent worker (two leases and a second): the
+    // connection is gone when it wakes, so its outcome goes out again after a reconnect.
+    await sleep(2500);
     frozen.child.kill('SIGCONT');
     expect(
       await waitAllSuccess(
@@ -92,7 +95,7 @@ describe('crash: remote workers', () => {
         tasks.map((t) => t.id),
       ),
     ).toEqual([]);
-    // The thawed worker reports (after a reconnect, if the server dropped it meanwhile) and is refused.
+    // The thawed worker reports (again, on its new connection) and is refused.
     await until(() => /refused reports on \d+ attempts/.test(frozen.stderr()), 15_000, 'the stale report refused');
 
     for (const t of tasks) {
