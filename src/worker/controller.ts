@@ -145,9 +145,14 @@ export class Controller {
       while (this.running.size > 0 && this.clock.now() < until) await new Promise((r) => setTimeout(r, 10));
     }
     this.flush();
-    // The last outcomes are kept until the server has written them (or the grace is over).
+    // The last outcomes are kept until the server has written them, through a reconnect if
+    // need be (the transport keeps trying), for what is left of the grace period.
     const end = Math.max(graceEnd, this.clock.now() + 1000);
-    while (this.unacked.length > 0 && this.welcomed && this.clock.now() < end) await new Promise((r) => setTimeout(r, 10));
+    while (this.unwritten() > 0 && this.clock.now() < end) await new Promise((r) => setTimeout(r, 10));
+    if (this.unwritten() > 0)
+      this.log.warn(
+        `stopping with ${this.unwritten()} outcomes the server has not confirmed; their tasks run again once their leases expire`,
+      );
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.watchdog) clearTimeout(this.watchdog);
     this.mode = 'stopped';
@@ -383,6 +388,11 @@ export class Controller {
     this.done = [];
     this.failed = [];
     this.released = [];
+  }
+
+  /** Outcomes not yet sent, or sent to a server that acknowledges and has not yet. */
+  private unwritten(): number {
+    return this.done.length + this.failed.length + this.unacked.reduce((n, r) => n + r.done.length + r.failed.length, 0);
   }
 
   /** A new session: outcomes the last one did not acknowledge go out again, ahead of newer ones. */

@@ -6,6 +6,9 @@ import { workerFrameJson } from '../protocol/codec.js';
 import type { ServerFrame, WorkerFrame } from '../protocol/frames.js';
 import type { WorkerTransport } from '../protocol/transport.js';
 
+/** Until a server's welcome names its heartbeat interval: the protocol's default one. */
+const DEFAULT_PING_MS = 5000;
+
 export interface WsTransportOptions {
   /** Server base URL, http(s):// or ws(s)://. */
   server: string;
@@ -30,6 +33,7 @@ export class WsTransport implements WorkerTransport {
   private attempt = 0;
   private timer: NodeJS.Timeout | null = null;
   private pingTimer: NodeJS.Timeout | null = null;
+  private pingMs = DEFAULT_PING_MS;
   private onFrame: (f: ServerFrame) => void = () => {};
   private onState: (s: 'up' | 'down') => void = () => {};
   private readonly url: string;
@@ -49,14 +53,19 @@ export class WsTransport implements WorkerTransport {
   }
 
   /**
-   * Pings the server every `ms`: a ping still unanswered at the next one means the connection
+   * Pings the server every `ms` from now on (the heartbeat interval its welcome names; until
+   * then the protocol's default): a ping still unanswered at the next one means the connection
    * is dead, so it is dropped and opened again. A check that comes late (this process stalled)
    * judges nothing; the pong may be waiting behind it.
    */
   checkEvery(ms: number): void {
+    this.pingMs = ms;
+    if (this.ws?.readyState === WebSocket.OPEN) this.startPings(this.ws);
+  }
+
+  private startPings(ws: WebSocket): void {
     this.stopPings();
-    const ws = this.ws;
-    if (!ws || ms <= 0) return;
+    const ms = this.pingMs;
     let answered = true;
     let last = performance.now();
     ws.on('pong', () => {
@@ -106,13 +115,15 @@ export class WsTransport implements WorkerTransport {
     if (this.closed) return;
     const headers: Record<string, string> = {};
     if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
-    const ws = new WebSocket(this.url, { headers, maxPayload: 256 * 1024 * 1024, handshakeTimeout: 10_000 });
+    const ws = new WebSocket(this.url, { headers, maxPayload: 256 * 1024 * 1024, handshakeTimeout: Math.max(2 * this.pingMs, 2000) });
     this.ws = ws;
     let up = false;
     ws.on('open', () => {
       up = true;
       this.attempt = 0;
       this.opts.log.info({ server: this.opts.server }, 'connected');
+      // Checked from the start: a connection can die before the welcome too.
+      this.startPings(ws);
       this.onState('up');
     });
     ws.on('message', (data) => {
@@ -151,7 +162,7 @@ export class WsTransport implements WorkerTransport {
         this.stopPings();
       }
       if (up) {
-        this.opts.log.warn('disconnected from the server; reconnecting');
+        if (!this.closed) this.opts.log.warn('disconnected from the server; reconnecting');
         this.onState('down');
       }
       this.scheduleReconnect();

@@ -111,4 +111,34 @@ describe('a worker keeps outcomes until the server acknowledges them', () => {
     await c.stop(0);
     expect(Date.now() - t0).toBeLessThan(500);
   });
+
+  it('stopping while disconnected waits, within its grace, for a server to take the last outcomes', async () => {
+    const link = fakeLink();
+    const c = new Controller(
+      [{ name: 'echo', handler: async (p: unknown) => p }],
+      compileWorkerOptions({ concurrency: 2, prefetch: 0 }),
+      link.transport,
+      systemClock,
+      pino({ level: 'silent' }),
+    );
+    c.start();
+    await until(() => link.sent.some((f) => f.type === 'hello'), 2000, 'hello');
+    link.answer(welcome);
+    link.drop(); // the tasks below finish while the connection is down
+    link.answer({ type: 'tasks', tasks: [taskFrame(1), taskFrame(2)] });
+    let stopped = false;
+    const stopping = c.stop(10_000).then(() => (stopped = true));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(stopped).toBe(false);
+    expect(doneIn(link.sent)).toEqual([]);
+    link.reopen();
+    await until(() => link.sent.filter((f) => f.type === 'hello').length === 2, 2000, 'hello again');
+    expect(link.sent.filter((f) => f.type === 'hello').at(-1)).toMatchObject({ capacity: 0 }); // draining: no new work
+    link.answer(welcome);
+    const r = reports(link.sent).find((f) => f.seq !== undefined) as ReportFrame;
+    expect(r.done?.map((d) => d.id).sort()).toEqual(['t1', 't2']);
+    expect(stopped).toBe(false);
+    link.answer({ type: 'report_ack', seq: r.seq as number });
+    await stopping;
+  });
 });
