@@ -2,6 +2,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
 import { compileWorkerOptions } from '../../src/config/options.js';
+import type { Logger } from '../../src/log.js';
 import type { DoneItem, ReportFrame, ServerFrame, TaskFrame, WorkerFrame } from '../../src/protocol/frames.js';
 import type { WorkerTransport } from '../../src/protocol/transport.js';
 import { Controller } from '../../src/worker/controller.js';
@@ -54,19 +55,25 @@ const taskFrame = (n: number): TaskFrame => ({
 const reports = (frames: WorkerFrame[]) => frames.filter((f): f is ReportFrame => f.type === 'report');
 const doneIn = (frames: WorkerFrame[]) => reports(frames).flatMap((r) => r.done ?? []);
 
+/** A started worker of one echo lambda on a fake link, with `slots` slots and no prefetch. */
+function echoWorker(slots: number, log: Logger) {
+  const link = fakeLink();
+  const c = new Controller(
+    [{ name: 'echo', handler: async (p: unknown) => p }],
+    compileWorkerOptions({ concurrency: slots, prefetch: 0 }),
+    link.transport,
+    systemClock,
+    log,
+  );
+  c.start();
+  return { link, c };
+}
+
 describe('a worker keeps outcomes until the server acknowledges them', () => {
   it('sends them again after a reconnect, in frames of at most 64, and forgets them once acknowledged', async () => {
     const lines: string[] = [];
     const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(s) });
-    const link = fakeLink();
-    const c = new Controller(
-      [{ name: 'echo', handler: async (p: unknown) => p }],
-      compileWorkerOptions({ concurrency: 150, prefetch: 0 }),
-      link.transport,
-      systemClock,
-      log,
-    );
-    c.start();
+    const { link, c } = echoWorker(150, log);
     await until(() => link.sent.some((f) => f.type === 'hello'), 2000, 'hello');
     link.answer(welcome);
     link.answer({ type: 'tasks', tasks: Array.from({ length: 150 }, (_, i) => taskFrame(i)) });
@@ -113,15 +120,7 @@ describe('a worker keeps outcomes until the server acknowledges them', () => {
   });
 
   it('stopping while disconnected waits, within its grace, for a server to take the last outcomes', async () => {
-    const link = fakeLink();
-    const c = new Controller(
-      [{ name: 'echo', handler: async (p: unknown) => p }],
-      compileWorkerOptions({ concurrency: 2, prefetch: 0 }),
-      link.transport,
-      systemClock,
-      pino({ level: 'silent' }),
-    );
-    c.start();
+    const { link, c } = echoWorker(2, pino({ level: 'silent' }));
     await until(() => link.sent.some((f) => f.type === 'hello'), 2000, 'hello');
     link.answer(welcome);
     link.drop(); // the tasks below finish while the connection is down
