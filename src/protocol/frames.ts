@@ -75,7 +75,7 @@ export interface ReportFrame {
   /** Claimed tasks given back unstarted (draining, gate closed). */
   released?: AttemptRef[];
   /**
-   * Asks for a report_ack once the server holds this report (servers whose welcome says
+   * Asks for a report_ack once the server has written this report (servers whose welcome says
    * reportAcks). A worker keeps the outcomes of an unanswered report and sends them again
    * after a reconnect, so a dropped connection does not throw finished work away.
    */
@@ -120,7 +120,7 @@ export interface HeartbeatAckFrame {
   lost: AttemptRef[];
 }
 
-/** The server holds every report up to this seq (on this connection) and will write it. */
+/** Every report of this connection up to this seq is written (its refusals were sent first). */
 export interface ReportAckFrame {
   type: 'report_ack';
   seq: number;

@@ -209,18 +209,13 @@ export class Controller {
         }
         return;
       case 'refused': {
-        const again = f.items.filter((r) => this.resent.delete(refKey(r)));
-        const stale = f.items.length - again.length;
-        if (stale)
-          this.log.warn(
-            { attempts: f.items.slice(0, 10) },
-            `the server refused reports on ${stale} attempts this worker no longer holds (lease expired or moved on)`,
-          );
-        if (again.length)
-          this.log.warn(
-            { attempts: again.slice(0, 10) },
-            `the server refused reports on ${again.length} attempts sent again after a reconnect (their lease ended meanwhile, or it had them already)`,
-          );
+        const again = f.items.filter((r) => this.resent.delete(refKey(r))).length;
+        this.log.warn(
+          { attempts: f.items.slice(0, 10) },
+          `the server refused reports on ${f.items.length} attempts this worker no longer holds (lease expired or moved on)${
+            again ? `; ${again} of them were sent again after a reconnect, so the server may have had them already` : ''
+          }`,
+        );
         this.forsake(f.items);
         return;
       }

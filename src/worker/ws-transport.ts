@@ -34,6 +34,8 @@ export class WsTransport implements WorkerTransport {
   private timer: NodeJS.Timeout | null = null;
   private pingTimer: NodeJS.Timeout | null = null;
   private pingMs = DEFAULT_PING_MS;
+  /** The last ping on the current connection was answered. */
+  private answered = true;
   private onFrame: (f: ServerFrame) => void = () => {};
   private onState: (s: 'up' | 'down') => void = () => {};
   private readonly url: string;
@@ -66,22 +68,19 @@ export class WsTransport implements WorkerTransport {
   private startPings(ws: WebSocket): void {
     this.stopPings();
     const ms = this.pingMs;
-    let answered = true;
+    this.answered = true;
     let last = performance.now();
-    ws.on('pong', () => {
-      answered = true;
-    });
     this.pingTimer = setInterval(() => {
       const now = performance.now();
       const late = now - last > ms * 1.5;
       last = now;
       if (ws.readyState !== WebSocket.OPEN) return;
-      if (!answered && !late) {
+      if (!this.answered && !late) {
         this.opts.log.warn({ server: this.opts.server }, `the server did not answer a ping within ${ms} ms; reconnecting`);
         ws.terminate();
         return;
       }
-      answered = false;
+      this.answered = false;
       ws.ping();
     }, ms);
     this.pingTimer.unref();
@@ -123,6 +122,9 @@ export class WsTransport implements WorkerTransport {
       this.attempt = 0;
       this.opts.log.info({ server: this.opts.server }, 'connected');
       // Checked from the start: a connection can die before the welcome too.
+      ws.on('pong', () => {
+        if (this.ws === ws) this.answered = true;
+      });
       this.startPings(ws);
       this.onState('up');
     });
