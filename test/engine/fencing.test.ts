@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { compileServerOptions } from '../../src/config/options.js';
 import { lambdaConfigOf } from '../../src/core/lambda.js';
@@ -70,6 +71,36 @@ describe('fencing by attempt', () => {
     expect(JSON.parse(end.result as string)).toBe('fresh');
     expect(attempts?.map((a) => a.outcome)).toEqual(['lost']);
     expect(engine.hsc.counters.refused).toBeGreaterThanOrEqual(1);
+  });
+
+  it('acknowledges a report once it is written, and one the store refused (sending it again cannot help)', async () => {
+    const path = join(tempDir(), 'acks.db');
+    const engine = await Engine.open(compileServerOptions({ store: path, heartbeatMs: 1000, leaseMs: 10_000 }), silentLogger);
+    onCleanup(() => engine.close());
+    engine.start();
+    const w = await rawWorker(engine, 2);
+    const [{ task: a }, { task: b }] = await engine.submit([
+      { lambda: 'job', payload: 1 },
+      { lambda: 'job', payload: 2, key: 'poison' },
+    ]);
+    await until(() => w.tasks.length === 2, 5000, 'both claimed');
+    const acks = () => w.frames.filter((f) => f.type === 'report_ack');
+
+    w.side.onFrame({ type: 'report', seq: 1, done: [{ id: a.id, attempt: 1, startedAt: Date.now(), result: 'ok' }] });
+    await until(() => acks().length === 1, 5000, 'the first ack');
+    expect(acks()[0]).toEqual({ type: 'report_ack', seq: 1 });
+    expect((await engine.get(a.id)).task.state).toBe('SUCCESS'); // written before it was acknowledged
+
+    // A fault only the store knows of, injected through a second connection to the same file.
+    const db = new Database(path);
+    db.exec(
+      `CREATE TRIGGER poison BEFORE UPDATE ON tasks WHEN NEW.key = 'poison' AND NEW.state = 'SUCCESS' BEGIN SELECT RAISE(ABORT, 'poisoned'); END`,
+    );
+    db.close();
+    w.side.onFrame({ type: 'report', seq: 2, done: [{ id: b.id, attempt: 1, startedAt: Date.now(), result: 'ok' }] });
+    await until(() => acks().length === 2, 5000, 'the second ack');
+    expect(acks()[1]).toEqual({ type: 'report_ack', seq: 2 });
+    expect((await engine.get(b.id)).task.state).toBe('CLAIMED'); // not written: its lease will run out
   });
 
   it('never sends a worker more tasks than the credit it granted', async () => {
