@@ -32,7 +32,7 @@ type Stmt = BetterSqlite3.Statement;
 /** Rows per INSERT statement (see taskInsert in sql/task.sql for the measurement). */
 const INSERT_CHUNK = 64;
 
-/** The states the partial index tasks_failed holds (migration 0001). */
+/** The states the partial index tasks_failed holds (migrations 0001 and 0003). */
 const FAILED_INDEX_STATES = new Set<TaskState>(['FATAL_FAILURE', 'RETRIABLE_FAILURE', 'CANCELLED']);
 
 /**

@@ -21,7 +21,9 @@ SELECT * FROM tasks WHERE idempotency_key = @key;
 -- name: taskOrderedBusy
 -- The head of a key is its one open ordered task that does not wait for the key.
 SELECT 1 FROM tasks INDEXED BY tasks_ordered_open
- WHERE lambda = @lambda AND key = @key AND ordered = 1 AND state NOT IN {terminal}
+ WHERE lambda = @lambda AND key = @key
+   -- the predicate of tasks_ordered_open, as migration 0003 spells it (see taskListFailed)
+   AND ordered = 1 AND state <> 'SUCCESS' AND state <> 'FATAL_FAILURE' AND state <> 'CANCELLED'
    AND (hold IS NULL OR hold <> 'key') AND id <> @exceptId
  LIMIT 1;
 
@@ -185,10 +187,12 @@ SELECT * FROM tasks INDEXED BY tasks_by_key
  ORDER BY id DESC LIMIT @limit;
 
 -- name: taskListFailed
--- The first term is the index's predicate: SQLite uses a partial index only where the query's
--- WHERE holds it, and `state = @state` alone cannot show that before the value is bound.
+-- The first term is the index's predicate, as migration 0003 spells it: SQLite uses a partial
+-- index only where the query's WHERE holds that very expression (term by term), and `state = @state` alone
+-- cannot show it before the value is bound.
 SELECT * FROM tasks INDEXED BY tasks_failed
- WHERE state IN ('FATAL_FAILURE', 'RETRIABLE_FAILURE', 'CANCELLED') AND state = @state AND (@beforeId IS NULL OR id < @beforeId)
+ WHERE (state = 'FATAL_FAILURE' OR state = 'RETRIABLE_FAILURE' OR state = 'CANCELLED')
+   AND state = @state AND (@beforeId IS NULL OR id < @beforeId)
  ORDER BY id DESC LIMIT @limit;
 
 -- name: attemptList
