@@ -11,6 +11,7 @@ import { attemptOf, claimedOf, endedOf, taskOf } from '../rows.js';
 import { loadMigrations, loadQueries } from '../sql-files.js';
 import { storeErrorOf } from '../store-error.js';
 import { type BetterSqlite3, Database } from './better-sqlite3.js';
+import { Prepared } from './prepared.js';
 import { ReaderThread } from './reader-thread.js';
 
 export interface SqliteOptions {
@@ -26,8 +27,6 @@ export interface SqliteOptions {
   /** How long a statement waits for another process's write lock. @default 5000 */
   busyTimeoutMs?: number;
 }
-
-type Stmt = BetterSqlite3.Statement;
 
 /** Rows per INSERT statement (see taskInsert in sql/task.sql for the measurement). */
 const INSERT_CHUNK = 64;
@@ -56,7 +55,7 @@ export class SqliteDriver implements Driver {
   private readonly path: string;
   private pragmaSync: 'FULL' | 'NORMAL' = 'NORMAL';
   private readonly sql = loadQueries(new URL('./sql/', import.meta.url));
-  private readonly stmts = new Map<string, Stmt>();
+  private readonly stmts = new Map<string, Prepared>();
   private chain: Promise<unknown> = Promise.resolve();
   private readonly queries: Queries;
 
@@ -84,7 +83,7 @@ export class SqliteDriver implements Driver {
 
   /** Runs a scanning read on the reader thread (started on first use), or inline for :memory:. */
   scan(name: string): Promise<Record<string, unknown>[]> {
-    if (this.path === ':memory:') return Promise.resolve(this.stmt(name).all() as Record<string, unknown>[]);
+    if (this.path === ':memory:') return Promise.resolve(this.stmt(name).all({}));
     this.reader ??= new ReaderThread(this.path);
     const text = this.sql[name];
     if (!text) throw new Error(`sqlite: no query named ${name}`);
@@ -92,26 +91,26 @@ export class SqliteDriver implements Driver {
   }
 
   /** taskInsert with its VALUES tuple repeated `rows` times (prepared once per size). */
-  insertStatement(rows: number): Stmt {
+  insertStatement(rows: number): Prepared {
     const name = `taskInsert*${rows}`;
     let s = this.stmts.get(name);
     if (!s) {
       const one = this.sql.taskInsert;
       const tuple = /VALUES\s*(\([^)]*\))/.exec(one)?.[1];
       if (!tuple) throw new Error('sqlite: taskInsert has no VALUES tuple');
-      s = this.db.prepare(one.replace(tuple, Array(rows).fill(tuple).join(', ')));
+      s = new Prepared(this.db.prepare(one.replace(tuple, Array(rows).fill(tuple).join(', '))));
       this.stmts.set(name, s);
     }
     return s;
   }
 
   /** A prepared statement by query name (prepared once, reused). */
-  stmt(name: string): Stmt {
+  stmt(name: string): Prepared {
     let s = this.stmts.get(name);
     if (!s) {
       const text = this.sql[name];
       if (!text) throw new Error(`sqlite: no query named ${name}`);
-      s = this.db.prepare(text);
+      s = new Prepared(this.db.prepare(text));
       this.stmts.set(name, s);
     }
     return s;
@@ -230,8 +229,8 @@ async function syncDirectory(dir: string): Promise<void> {
 
 /** Binds the named queries to better-sqlite3 calls; every method is synchronous inside. */
 function sqliteQueries(d: SqliteDriver): Queries {
-  const all = (name: string, params: object = {}) => guard(() => d.stmt(name).all(params) as Record<string, unknown>[]);
-  const get = (name: string, params: object = {}) => guard(() => d.stmt(name).get(params) as Record<string, unknown> | undefined);
+  const all = (name: string, params: object = {}) => guard(() => d.stmt(name).all(params));
+  const get = (name: string, params: object = {}) => guard(() => d.stmt(name).get(params));
   const run = (name: string, params: object = {}) => guard(() => d.stmt(name).run(params).changes);
   const b = (v: boolean) => (v ? 1 : 0);
   const idSet = (rows: Record<string, unknown>[]) => new Set(rows.map((r) => r.id as string));
