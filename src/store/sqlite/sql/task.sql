@@ -35,14 +35,18 @@ UPDATE tasks SET has_children = 1 WHERE id = @id AND has_children = 0;
 
 -- name: taskClaimReady
 -- A conditional update: only ENQUEUED rows move, so two claimers can never both win a task.
+-- The gate test looks up each row's collection only when the lambda has a closed gate at all:
+-- the first NOT EXISTS has no correlation, so SQLite runs it once a statement and the OR skips
+-- the per-row lookup (measured with bench/store.mjs: 8.3 -> 7.7 us a claimed task).
 UPDATE tasks
    SET state = {to:claim}, attempt = attempt + 1, tries = tries + 1, worker_id = @workerId,
        next_check_at = @leaseUntil, started_at = NULL, updated_at = @now
  WHERE rid IN (
    SELECT rid FROM tasks INDEXED BY tasks_ready
     WHERE state = 'ENQUEUED' AND lambda = @lambda
-      AND NOT EXISTS (SELECT 1 FROM gates g
-                       WHERE g.lambda = tasks.lambda AND g.collection IN (tasks.collection, '*') AND g.mode <> 'open')
+      AND (NOT EXISTS (SELECT 1 FROM gates WHERE lambda = @lambda AND mode <> 'open')
+           OR NOT EXISTS (SELECT 1 FROM gates g
+                           WHERE g.lambda = tasks.lambda AND g.collection IN (tasks.collection, '*') AND g.mode <> 'open'))
     ORDER BY priority DESC, id
     LIMIT @limit)
    AND state IN {from:claim}
@@ -55,8 +59,9 @@ UPDATE tasks
  WHERE rid IN (
    SELECT rid FROM tasks INDEXED BY tasks_overdue
     WHERE state = 'ENQUEUED' AND lambda = @lambda AND next_check_at <= @now
-      AND NOT EXISTS (SELECT 1 FROM gates g
-                       WHERE g.lambda = tasks.lambda AND g.collection IN (tasks.collection, '*') AND g.mode <> 'open')
+      AND (NOT EXISTS (SELECT 1 FROM gates WHERE lambda = @lambda AND mode <> 'open')
+           OR NOT EXISTS (SELECT 1 FROM gates g
+                           WHERE g.lambda = tasks.lambda AND g.collection IN (tasks.collection, '*') AND g.mode <> 'open'))
     ORDER BY next_check_at
     LIMIT @limit)
    AND state IN {from:claim}
