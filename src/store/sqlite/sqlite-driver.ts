@@ -28,8 +28,8 @@ export interface SqliteOptions {
   busyTimeoutMs?: number;
 }
 
-/** Rows per INSERT statement (see taskInsert in sql/task.sql for the measurement). */
-const INSERT_CHUNK = 64;
+/** Rows a statement for the batched queries (see taskInsert in sql/task.sql for the measurement). */
+const ROWS_PER_STATEMENT = 64;
 
 /** The states the partial index tasks_failed holds (migrations 0001 and 0003). */
 const FAILED_INDEX_STATES = new Set<TaskState>(['FATAL_FAILURE', 'RETRIABLE_FAILURE', 'CANCELLED']);
@@ -90,14 +90,14 @@ export class SqliteDriver implements Driver {
     return this.reader.all(text) as Promise<Record<string, unknown>[]>;
   }
 
-  /** taskInsert with its VALUES tuple repeated `rows` times (prepared once per size). */
-  insertStatement(rows: number): Prepared {
-    const name = `taskInsert*${rows}`;
+  /** A query with its (first) VALUES tuple repeated `rows` times (prepared once per size). */
+  rowsStatement(query: string, rows: number): Prepared {
+    const name = `${query}*${rows}`;
     let s = this.stmts.get(name);
     if (!s) {
-      const one = this.sql.taskInsert;
-      const tuple = /VALUES\s*(\([^)]*\))/.exec(one)?.[1];
-      if (!tuple) throw new Error('sqlite: taskInsert has no VALUES tuple');
+      const one = this.sql[query];
+      const tuple = one && /VALUES\s*(\([^)]*\))/.exec(one)?.[1];
+      if (!tuple) throw new Error(`sqlite: ${query} has no VALUES tuple`);
       s = new Prepared(this.db.prepare(one.replace(tuple, Array(rows).fill(tuple).join(', '))));
       this.stmts.set(name, s);
     }
@@ -234,19 +234,32 @@ function sqliteQueries(d: SqliteDriver): Queries {
   const run = (name: string, params: object = {}) => guard(() => d.stmt(name).run(params).changes);
   const b = (v: boolean) => (v ? 1 : 0);
   const idSet = (rows: Record<string, unknown>[]) => new Set(rows.map((r) => r.id as string));
+  /** Runs a batched query over `items`, up to ROWS_PER_STATEMENT a statement; answers the rows it returned. */
+  const batched = <T>(query: string, items: T[], tuple: (params: unknown[], it: T) => void, after: unknown[]) =>
+    guard(() => {
+      const out: Record<string, unknown>[] = [];
+      for (let at = 0; at < items.length; at += ROWS_PER_STATEMENT) {
+        const chunk = items.slice(at, at + ROWS_PER_STATEMENT);
+        const params: unknown[] = [];
+        for (const it of chunk) tuple(params, it);
+        params.push(...after);
+        for (const r of d.rowsStatement(query, chunk.length).all(params)) out.push(r);
+      }
+      return out;
+    });
 
   return {
     async taskInsertMany(rows) {
       const inserted = new Set<string>();
       guard(() => {
-        for (let at = 0; at < rows.length; at += INSERT_CHUNK) {
-          const chunk = rows.slice(at, at + INSERT_CHUNK);
+        for (let at = 0; at < rows.length; at += ROWS_PER_STATEMENT) {
+          const chunk = rows.slice(at, at + ROWS_PER_STATEMENT);
           const params: unknown[] = [];
           for (const r of chunk) {
             params.push(r.id, r.lambda, r.collection, r.state, r.payload, r.priority, r.runAt, r.key, b(r.ordered), r.idempotencyKey);
             params.push(r.maxAttempts, r.timeoutMs, r.reason, r.hold, r.depsPending, r.nextCheckAt, r.finishedAt, r.now, r.now);
           }
-          const { changes } = d.insertStatement(chunk.length).run(params);
+          const { changes } = d.rowsStatement('taskInsert', chunk.length).run(params);
           if (changes === chunk.length) for (const r of chunk) inserted.add(r.id);
           else {
             // Some rows hit an existing idempotency key (ids are fresh): which ones exist now?
@@ -291,17 +304,16 @@ function sqliteQueries(d: SqliteDriver): Queries {
     },
     async taskStartMany(items, leaseUntil, now) {
       if (items.length === 0) return new Set();
-      const json = JSON.stringify(items.map((it) => [it.id, it.attempt, it.startedAt, it.workerId]));
-      return idSet(all('taskStartBatch', { items: json, leaseUntil, now }));
+      return idSet(batched('taskStartBatch', items, (p, it) => p.push(it.id, it.attempt, it.startedAt, it.workerId), [leaseUntil, now]));
     },
     async taskRenewMany(items, leaseUntil) {
       if (items.length === 0) return new Set();
-      return idSet(all('taskRenewBatch', { items: JSON.stringify(items.map((it) => [it.id, it.attempt])), leaseUntil }));
+      return idSet(batched('taskRenewBatch', items, (p, it) => p.push(it.id, it.attempt), [leaseUntil]));
     },
     async taskSucceedMany(items, now, retainUntil) {
       if (items.length === 0) return [];
-      const json = JSON.stringify(items.map((it) => [it.id, it.attempt, it.startedAt, it.workerId, it.result]));
-      return all('taskSucceedBatch', { items: json, now, retainUntil }).map(endedOf);
+      const tuple = (p: unknown[], it: (typeof items)[number]) => p.push(it.id, it.attempt, it.startedAt, it.workerId, it.result);
+      return batched('taskSucceedBatch', items, tuple, [now, retainUntil, now]).map(endedOf);
     },
     async taskFailMany(items, now) {
       const out: EndedRow[] = [];
