@@ -1,4 +1,4 @@
-import { closeSync, fdatasyncSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, fdatasync, mkdirSync, openSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { systemClock } from '../../clock.js';
@@ -47,8 +47,10 @@ export class SqliteDriver implements Driver {
   private readonly walPath: string | null;
   /** The WAL, opened for fdatasync once it exists (SQLite keeps its inode while the database is open). */
   private walFd: number | null = null;
-  /** Commits since the last fdatasync of the WAL. */
+  /** Commits since the last fdatasync of the WAL was started. */
   private unsynced = 0;
+  /** The fdatasync last started; settled once it is done. */
+  private lastSync: Promise<void> = Promise.resolve();
   private readonly syncMode: 'full' | 'never';
   /** Scanning reads run here, off the event loop (none for an in-memory database, which a thread cannot share). */
   private reader: ReaderThread | null = null;
@@ -145,21 +147,38 @@ export class SqliteDriver implements Driver {
   }
 
   /**
-   * Makes every commit so far durable: one fdatasync of the WAL, inline. Inline on purpose:
-   * measured here, the same fsync on libuv's thread pool, racing the next commit's writes, had
-   * a p99 of 2.4 ms against about 0.3 ms inline.
+   * Makes every commit so far durable: one fdatasync of the WAL, on libuv's thread pool, so
+   * the event loop goes on parsing, inserting and handing out while the disk syncs (the group
+   * commit lets the next flush commit meanwhile; it waits for its own fsync). Measured on
+   * 2026-12-02 against the same fsync inline, ten interleaved pairs of the latency bench: p99
+   * 1.54 against 1.96 ms (median of the pairs); three pairs each of bulk drain 31.5-34.4k
+   * against 31.1-31.4k tasks/s and ingest 3,312-3,668 against 3,166-3,289 requests/s; stream
+   * even (18.6-18.9k against 18.2-19.7k completions/s).
    */
   durable(): Promise<void> {
-    if (!this.walPath || this.unsynced === 0) return Promise.resolve();
+    if (!this.walPath) return Promise.resolve();
+    // Nothing new: every commit is covered by the fsync last started (if it is still running).
+    if (this.unsynced === 0) return this.lastSync;
     try {
       this.walFd ??= openSync(this.walPath, 'r+');
-      fdatasyncSync(this.walFd);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return Promise.reject(storeErrorOf(err));
       // no WAL file: everything is checkpointed into the (synced) database file
+      this.unsynced = 0;
+      return Promise.resolve();
     }
+    // Commits from here on need a later fsync; this one covers those before it.
+    const covered = this.unsynced;
     this.unsynced = 0;
-    return Promise.resolve();
+    const fd = this.walFd;
+    this.lastSync = new Promise((resolve, reject) =>
+      fdatasync(fd, (err) => {
+        if (!err) return resolve();
+        this.unsynced += covered; // not durable after all: the next call tries again
+        reject(storeErrorOf(err));
+      }),
+    );
+    return this.lastSync;
   }
 
   private exec(sql: string): void {
