@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { TaskRow } from '../../core/task.js';
-import { ConveyorError } from '../../errors.js';
 import type { Driver } from '../driver.js';
 import { type ContractTarget, Harness, LEASE_MS, TIMING } from './harness.js';
+import { insertCases } from './insert-cases.js';
 
 /**
  * The store contract: what every dialect must do, run against SQLite and the real
@@ -24,35 +24,7 @@ export function runStoreContract(target: ContractTarget): void {
       await target.cleanup?.(driver);
     });
 
-    describe('insert and placement', () => {
-      it('places a due task in ENQUEUED and a future one in NEW with runAt as its next check', async () => {
-        const [due, later] = await h.insert(h.task(), h.task({ runAt: h.clock.now() + 5000 }));
-        expect((await h.get(due.id)).state).toBe('ENQUEUED');
-        const l = await h.get(later.id);
-        expect(l.state).toBe('NEW');
-        expect(l.nextCheckAt).toBe(h.clock.now() + 5000);
-        expect(l.payload).toBe(JSON.stringify({ n: 1 }));
-      });
-
-      it('answers the existing task for a repeated idempotency key, also within one batch', async () => {
-        const [a] = await h.insert(h.task({ idempotencyKey: 'k1' }));
-        const out = await h.tx((o) =>
-          o.insert([h.task({ idempotencyKey: 'k1' }), h.task({ idempotencyKey: 'k2' }), h.task({ idempotencyKey: 'k2' })], h.gate),
-        );
-        const rows = out.map((r) => ('task' in r ? r : null));
-        expect(rows[0]).toMatchObject({ created: false, task: { id: a.id } });
-        expect(rows[1]?.created).toBe(true);
-        expect(rows[2]).toMatchObject({ created: false, task: { id: rows[1]?.task.id } });
-      });
-
-      it('refuses a dependency on an unknown task without inserting it', async () => {
-        const t = h.task({ dependsOn: ['01ZZZZZZZZZZZZZZZZZZZZZZZZ'] });
-        const [r] = await h.tx((o) => o.insert([t], h.gate));
-        expect('error' in r && r.error).toBeInstanceOf(ConveyorError);
-        expect('error' in r && r.error.code).toBe('unknown_dependency');
-        expect(await h.store.read((o) => o.q.taskGet(t.id))).toBeNull();
-      });
-    });
+    insertCases(() => h);
 
     describe('claim', () => {
       it('claims only ENQUEUED tasks, highest priority first, and bumps the attempt', async () => {

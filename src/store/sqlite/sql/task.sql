@@ -12,6 +12,20 @@ INSERT INTO tasks (id, lambda, collection, state, payload, priority, run_at, key
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO NOTHING;
 
+-- name: taskInsertUniform
+-- taskInsert for a chunk whose rows differ only in id, payload and run_at (tasks of one
+-- lambda, submitted together: an ingest request, a submitMany, one turn's submits): those
+-- three are bound for each row, the other columns once for the statement.
+-- rows: (id, payload, runAt); then lambda, collection, state, priority, key, ordered, max attempts,
+-- timeout, reason, hold, deps pending, next check, finished at, now, now.
+WITH v(id, payload, run_at) AS (VALUES (?, ?, ?))
+INSERT INTO tasks (id, lambda, collection, state, payload, priority, run_at, key, ordered, idempotency_key,
+                   max_attempts, timeout_ms, reason, hold, deps_pending, next_check_at, finished_at,
+                   created_at, updated_at)
+SELECT v.id, ?, ?, ?, v.payload, ?, v.run_at, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?
+  FROM v WHERE true
+ON CONFLICT DO NOTHING;
+
 -- name: taskById
 SELECT * FROM tasks WHERE id = @id;
 
