@@ -19,8 +19,8 @@ export async function insertTasks(ops: StoreOps, tasks: NewTask[], gate: GateLoo
   const out: InsertOutcome[] = new Array(tasks.length);
   const idemKeys = unique(tasks.map((t) => t.idempotencyKey));
   const existing = new Map((idemKeys.length ? await q.taskByIdempotencyKeys(idemKeys) : []).map((r) => [r.idempotencyKey, r]));
-  const batchIds = new Set(tasks.map((t) => t.id));
-  const outsideParents = unique(tasks.flatMap((t) => t.dependsOn)).filter((id) => !batchIds.has(id));
+  const batchIds = tasks.some((t) => t.dependsOn.length > 0) ? new Set(tasks.map((t) => t.id)) : null;
+  const outsideParents = batchIds ? unique(tasks.flatMap((t) => t.dependsOn)).filter((id) => !batchIds.has(id)) : [];
   const parentState = new Map<string, TaskState>(
     (outsideParents.length ? await q.taskByIds(outsideParents) : []).map((r) => [r.id, r.state]),
   );

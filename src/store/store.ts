@@ -138,6 +138,7 @@ export class StoreOps {
 
   /** Parents named in dependsOn that neither exist nor are among these tasks. */
   async missingParents(tasks: NewTask[]): Promise<Set<string>> {
+    if (!tasks.some((t) => t.dependsOn.length > 0)) return new Set();
     const here = new Set(tasks.map((t) => t.id));
     const wanted = unique(tasks.flatMap((t) => t.dependsOn)).filter((id) => !here.has(id));
     if (wanted.length === 0) return new Set();
