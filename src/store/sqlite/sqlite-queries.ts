@@ -19,6 +19,15 @@ export function sqliteQueries(d: SqliteDriver): Queries {
   const get = (name: string, params: object = {}) => guard(() => d.stmt(name).get(params));
   const run = (name: string, params: object = {}) => guard(() => d.stmt(name).run(params).changes);
   const b = (v: boolean) => (v ? 1 : 0);
+  /** The tasks a one-row lookup finds, one lookup a value. */
+  const tasksBy = (name: string, param: string, values: string[]) => {
+    const out: TaskRow[] = [];
+    for (const v of values) {
+      const r = get(name, { [param]: v });
+      if (r) out.push(taskOf(r));
+    }
+    return out;
+  };
   const idSet = (rows: Record<string, unknown>[]) => new Set(rows.map((r) => r.id as string));
   /** Runs a batched query over `items`, up to ROWS_PER_STATEMENT a statement; answers the rows it returned. */
   const batched = <T>(query: string, items: T[], tuple: (params: unknown[], it: T) => void, after: unknown[]) =>
@@ -66,20 +75,10 @@ export function sqliteQueries(d: SqliteDriver): Queries {
       return inserted;
     },
     async taskByIds(ids) {
-      const out: TaskRow[] = [];
-      for (const id of ids) {
-        const r = get('taskById', { id });
-        if (r) out.push(taskOf(r));
-      }
-      return out;
+      return tasksBy('taskById', 'id', ids);
     },
     async taskByIdempotencyKeys(keys) {
-      const out: TaskRow[] = [];
-      for (const key of keys) {
-        const r = get('taskByIdempotencyKey', { key });
-        if (r) out.push(taskOf(r));
-      }
-      return out;
+      return tasksBy('taskByIdempotencyKey', 'key', keys);
     },
     async taskOrderedBusy(pairs) {
       const busy = new Set<string>();
