@@ -39,8 +39,11 @@ export class SqliteDriver implements Driver {
   private walFd: number | null = null;
   /** Commits since the last fdatasync of the WAL was started. */
   private unsynced = 0;
-  /** The fdatasync last started; settled once it is done. */
-  private lastSync: Promise<void> = Promise.resolve();
+  /** The fdatasync of the WAL running now, and the one queued to start when it ends (see durable()). */
+  private syncRunning: Promise<void> | null = null;
+  private syncQueued: Promise<void> | null = null;
+  /** The error of a failed fdatasync, after which nothing is acknowledged (see durable()). */
+  private syncError: Error | null = null;
   private readonly syncMode: 'full' | 'never';
   /** Scanning reads run here, off the event loop (none for an in-memory database, which a thread cannot share). */
   private reader: ReaderThread | null = null;
@@ -144,31 +147,48 @@ export class SqliteDriver implements Driver {
    * 1.54 against 1.96 ms (median of the pairs); three pairs each of bulk drain 31.5-34.4k
    * against 31.1-31.4k tasks/s and ingest 3,312-3,668 against 3,166-3,289 requests/s; stream
    * even (18.6-18.9k against 18.2-19.7k completions/s).
+   *
+   * One fsync at a time, and at most one more queued behind it, which covers every commit
+   * made until it starts: Linux reports a write-back error to one fsync only, so two at once
+   * could let the one whose pages were lost succeed. A failed fsync is final: what it lost
+   * cannot be told apart, and a later fsync that succeeds would not bring it back (the WAL is
+   * read up to its first bad frame), so nothing is acknowledged after it until a restart.
    */
   durable(): Promise<void> {
     if (!this.walPath) return Promise.resolve();
-    // Nothing new: every commit is covered by the fsync last started (if it is still running).
-    if (this.unsynced === 0) return this.lastSync;
+    if (this.syncError) return Promise.reject(this.syncError);
+    // Nothing new: every commit is covered by the fsync running now, if any.
+    if (this.unsynced === 0) return this.syncRunning ?? Promise.resolve();
+    if (this.syncQueued) return this.syncQueued;
+    if (!this.syncRunning) return this.startSync();
+    const next = () => this.startSync();
+    this.syncQueued = this.syncRunning.then(next, next);
+    return this.syncQueued;
+  }
+
+  private startSync(): Promise<void> {
+    this.syncQueued = null;
+    if (this.syncError) return Promise.reject(this.syncError);
     try {
-      this.walFd ??= openSync(this.walPath, 'r+');
+      this.walFd ??= openSync(this.walPath as string, 'r+');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return Promise.reject(storeErrorOf(err));
       // no WAL file: everything is checkpointed into the (synced) database file
       this.unsynced = 0;
       return Promise.resolve();
     }
-    // Commits from here on need a later fsync; this one covers those before it.
-    const covered = this.unsynced;
-    this.unsynced = 0;
+    this.unsynced = 0; // commits from here on need the next fsync
     const fd = this.walFd;
-    this.lastSync = new Promise((resolve, reject) =>
+    const run: Promise<void> = new Promise((resolve, reject) =>
       fdatasync(fd, (err) => {
+        if (this.syncRunning === run) this.syncRunning = null;
         if (!err) return resolve();
-        this.unsynced += covered; // not durable after all: the next call tries again
-        reject(storeErrorOf(err));
+        this.syncError = storeErrorOf(err);
+        reject(this.syncError);
       }),
     );
-    return this.lastSync;
+    this.syncRunning = run;
+    return run;
   }
 
   private exec(sql: string): void {
@@ -200,6 +220,7 @@ export class SqliteDriver implements Driver {
           applied.push(`${String(m.version).padStart(4, '0')}_${m.name}`);
         }
         this.db.exec('COMMIT');
+        this.unsynced++; // committed without an fsync (synchronous=NORMAL): durable() below covers it
       } catch (err) {
         this.db.exec('ROLLBACK');
         throw err;
