@@ -43,6 +43,8 @@ export class Scheduler {
   private timer: NodeJS.Timeout | null = null;
   private nextAt = Number.POSITIVE_INFINITY;
   private running: Promise<void> | null = null;
+  /** A wake fired while a sweep was running (see fire()). */
+  private again = false;
   private stopped = true;
   private rescueFrom: number;
   private storeDown = false;
@@ -96,9 +98,19 @@ export class Scheduler {
   private fire(): void {
     this.timer = null;
     this.nextAt = Number.POSITIVE_INFINITY;
-    if (this.running) return;
+    if (this.running) {
+      // A wake for something that came due while a sweep runs: that sweep may have read the
+      // next check before it was written, so sweep again once it ends rather than lose the
+      // wake until the next poll.
+      this.again = true;
+      return;
+    }
     this.running = this.tick().finally(() => {
       this.running = null;
+      if (this.again) {
+        this.again = false;
+        this.wakeAt(this.clock.now());
+      }
     });
   }
 
