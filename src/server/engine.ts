@@ -120,6 +120,12 @@ export class Engine {
           await this.signals.beforeCommit(ops, leftover, this.duties[0].holding());
           return claimed;
         },
+        // What ended is announced at the commit (a reader of the store sees it from then on), so
+        // waitFor and the metrics never lag a read; hand-outs wait for the fsync as before.
+        committed: (ops) => {
+          if (ops.outcomes.length) this.events.emit('attempts', ops.outcomes);
+          for (const e of ops.ended) this.events.emit('ended', { id: e.id, lambda: e.lambda, state: e.state });
+        },
         afterCommitUndurable: (ops) => {
           const fresh = this.dispatcher.deliverFresh(ops);
           if (fresh.length) this.events.emit('claimed', { rows: fresh, at: clock.now() });
@@ -127,8 +133,6 @@ export class Engine {
         afterCommit: (ops) => {
           const claimed = this.dispatcher.deliver(ops);
           if (claimed.length) this.events.emit('claimed', { rows: claimed, at: clock.now() });
-          if (ops.outcomes.length) this.events.emit('attempts', ops.outcomes);
-          for (const e of ops.ended) this.events.emit('ended', { id: e.id, lambda: e.lambda, state: e.state });
           if (ops.earliestCheck < Number.POSITIVE_INFINITY) this.scheduler.wakeAt(ops.earliestCheck);
         },
         afterRollback: (ops, err) => {

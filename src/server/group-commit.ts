@@ -19,6 +19,11 @@ export interface GroupCommitHooks {
    */
   beforeCommit?(ops: StoreOps): Promise<boolean>;
   /**
+   * Runs right after every commit, before its fsync: announce what the commit changed (ended
+   * tasks, attempt outcomes), which readers of the store can already see.
+   */
+  committed?(ops: StoreOps): void;
+  /**
    * Runs right after the commit, before the fsync, where the store can defer it (hand out what
    * is safe to hand out before the commit is durable).
    */
@@ -148,6 +153,7 @@ export class GroupCommit {
     this.syncing++;
     this.next();
     try {
+      this.hooks.committed?.(committed.ops);
       if (deferred) this.hooks.afterCommitUndurable?.(committed.ops);
       // Claims of tasks inserted before this flush hand out attempts that a lost commit could
       // hand out again: durable first. (Inline-synced commits are durable already.)
@@ -174,6 +180,7 @@ export class GroupCommit {
     for (const item of batch) {
       try {
         const { out, ops } = await this.store.transactionWith((ops) => item.op(ops), { sync: item.durable });
+        this.hooks.committed?.(ops);
         item.resolve(out);
         this.hooks.afterCommit?.(ops);
       } catch (err) {
