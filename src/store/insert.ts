@@ -8,6 +8,13 @@ import type { InsertOutcome, StoreOps } from './store.js';
 
 const key2 = (lambda: string, key: string) => `${lambda}\u0000${key}`;
 
+/** The parents named in dependsOn that are not among these tasks themselves. */
+export function parentsOutside(tasks: NewTask[]): string[] {
+  if (!tasks.some((t) => t.dependsOn.length > 0)) return [];
+  const here = new Set(tasks.map((t) => t.id));
+  return unique(tasks.flatMap((t) => t.dependsOn)).filter((id) => !here.has(id));
+}
+
 /**
  * Inserts tasks with their first placement, in one round of reads and one batch insert:
  * repeated idempotency keys answer the existing task (also between two tasks of one batch),
@@ -19,8 +26,7 @@ export async function insertTasks(ops: StoreOps, tasks: NewTask[], gate: GateLoo
   const out: InsertOutcome[] = new Array(tasks.length);
   const idemKeys = unique(tasks.map((t) => t.idempotencyKey));
   const existing = new Map((idemKeys.length ? await q.taskByIdempotencyKeys(idemKeys) : []).map((r) => [r.idempotencyKey, r]));
-  const batchIds = tasks.some((t) => t.dependsOn.length > 0) ? new Set(tasks.map((t) => t.id)) : null;
-  const outsideParents = batchIds ? unique(tasks.flatMap((t) => t.dependsOn)).filter((id) => !batchIds.has(id)) : [];
+  const outsideParents = parentsOutside(tasks);
   const parentState = new Map<string, TaskState>(
     (outsideParents.length ? await q.taskByIds(outsideParents) : []).map((r) => [r.id, r.state]),
   );

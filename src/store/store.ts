@@ -9,7 +9,7 @@ import { canMove, fromStates, isTerminal, type TaskState } from '../core/task-st
 import { ConveyorError } from '../errors.js';
 import type { Driver, EndedRow, FailItem, FencedItem, Queries, StartItem } from './driver.js';
 import { afterEnded, moveRows, placeFields, replaceRows } from './follow-ups.js';
-import { insertTasks, unique } from './insert.js';
+import { insertTasks, parentsOutside } from './insert.js';
 
 export interface StoreContext {
   clock: Clock;
@@ -138,9 +138,7 @@ export class StoreOps {
 
   /** Parents named in dependsOn that neither exist nor are among these tasks. */
   async missingParents(tasks: NewTask[]): Promise<Set<string>> {
-    if (!tasks.some((t) => t.dependsOn.length > 0)) return new Set();
-    const here = new Set(tasks.map((t) => t.id));
-    const wanted = unique(tasks.flatMap((t) => t.dependsOn)).filter((id) => !here.has(id));
+    const wanted = parentsOutside(tasks);
     if (wanted.length === 0) return new Set();
     const found = new Set((await this.q.taskByIds(wanted)).map((r) => r.id));
     return new Set(wanted.filter((id) => !found.has(id)));
