@@ -1,16 +1,15 @@
 #!/usr/bin/env node
 // A backlog of pending tasks costs the server bounded memory, not memory per task:
-//   node bench/backlog.mjs [--tasks 1000000] [--drain-s 10]
+//   node bench/backlog.mjs [--tasks 1000000] [--drain-s 10] [--backend sqlite|postgres]
 // Enqueues the backlog with no worker connected, reports the server's RSS and heap, then
 // connects a worker (separate process over the worker protocol) for --drain-s seconds and
 // reports the drain rate with the backlog in place, and the RSS again. One JSON line on stdout.
+// --backend postgres runs on a fresh schema of PG_URL (dropped at the end).
 import { fork } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { now, round, sleep } from './stats.mjs';
+import { benchStore } from './stores.mjs';
 
 const { Conveyor, Worker } = await import(new URL('../dist/index.js', import.meta.url).href);
 const { values: args } = parseArgs({
@@ -19,6 +18,7 @@ const { values: args } = parseArgs({
     'drain-s': { type: 'string', default: '10' },
     role: { type: 'string' },
     url: { type: 'string' },
+    backend: { type: 'string', default: 'sqlite' },
   },
   strict: false,
 });
@@ -41,9 +41,9 @@ if (args.role === 'worker') {
   });
 } else {
   const N = Number(args.tasks);
-  const dir = mkdtempSync(join(tmpdir(), 'conveyor-backlog-'));
+  const { store, remove } = benchStore(args.backend, 'backlog');
   const conveyor = await new Conveyor({
-    store: join(dir, 'b.db'),
+    store,
     worker: false,
     lambdas: [{ name: 'backlog', handler: () => null }],
     batchMax: 10_000,
@@ -79,12 +79,12 @@ if (args.role === 'worker') {
   child.send('stop');
   await new Promise((r) => child.once('exit', r));
   await conveyor.close();
-  rmSync(dir, { recursive: true, force: true });
+  await remove();
   process.stdout.write(
     `${JSON.stringify({
       system: 'conveyor',
       workload: 'backlog',
-      backend: 'sqlite',
+      backend: args.backend,
       backlog: N,
       enqueue_per_s: round(N / enqueueS),
       rss_mb_after_enqueue: mb(afterEnqueue.rss),

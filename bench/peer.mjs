@@ -6,13 +6,12 @@
 // that connects over the worker protocol, as a `conveyor worker` would. Timing and counting
 // follow the harness: first completion of each job counts, later ones are dups.
 import { fork } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ingestRun } from './ingest.mjs';
 import { now, percentile, round, sleep } from './stats.mjs';
+import { benchStore } from './stores.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 const dist = new URL('../dist/index.js', import.meta.url);
@@ -61,8 +60,7 @@ async function parentMain() {
     out({ ...base, error: '--workload must be bulk, stream, latency or ingest' });
     process.exit(2);
   }
-  const dir = mkdtempSync(join(tmpdir(), 'conveyor-bench-'));
-  const store = ctx.backend === 'postgres' ? pgStoreUrl() : join(dir, 'bench.db');
+  const { store, dir, remove } = benchStore(ctx.backend, 'bench');
   const settings = {
     store:
       ctx.backend === 'postgres'
@@ -78,12 +76,8 @@ async function parentMain() {
       child?.kill('SIGKILL');
     } catch {}
     await conveyor?.close().catch(() => {});
-    rmSync(dir, { recursive: true, force: true });
-    if (ctx.backend === 'postgres') {
-      // A fresh schema per run, dropped afterwards (the peers do the same with theirs).
-      const { dropSchema } = await import(new URL('../dist/store/postgres/postgres-driver.js', import.meta.url).href);
-      await dropSchema(store, new URL(store).searchParams.get('search_path')).catch((e) => log('drop schema:', e.message));
-    }
+    // A fresh schema per run on PostgreSQL, dropped afterwards (the peers do the same with theirs).
+    await remove().catch((e) => log('remove the store:', e.message));
   };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'])
     process.once(sig, async () => {
@@ -260,15 +254,6 @@ const RUNS = {
 
   ingest: ingestRun,
 };
-
-function pgStoreUrl() {
-  const u = new URL(process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
-  u.searchParams.set(
-    'search_path',
-    `conveyor_bench_${(process.env.PEERBENCH_RUN_ID ?? Date.now().toString(36)).replace(/[^a-z0-9]/g, '')}`,
-  );
-  return u.toString();
-}
 
 /** Typed waits on a child's IPC messages. */
 function ipc(child) {
