@@ -70,15 +70,15 @@ function echoWorker(slots: number, log: Logger) {
 }
 
 describe('a worker keeps outcomes until the server acknowledges them', () => {
-  it('sends them again after a reconnect, in frames of at most 64, and forgets them once acknowledged', async () => {
+  it('sends them again after a reconnect, in frames of at most 128, and forgets them once acknowledged', async () => {
     const lines: string[] = [];
     const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(s) });
-    const { link, c } = echoWorker(150, log);
+    const { link, c } = echoWorker(300, log);
     await until(() => link.sent.some((f) => f.type === 'hello'), 2000, 'hello');
     link.answer(welcome);
-    link.answer({ type: 'tasks', tasks: Array.from({ length: 150 }, (_, i) => taskFrame(i)) });
-    await until(() => doneIn(link.sent).length === 150, 2000, 'every outcome reported');
-    for (const r of reports(link.sent)) expect((r.done?.length ?? 0) <= 64).toBe(true);
+    link.answer({ type: 'tasks', tasks: Array.from({ length: 300 }, (_, i) => taskFrame(i)) });
+    await until(() => doneIn(link.sent).length === 300, 2000, 'every outcome reported');
+    for (const r of reports(link.sent)) expect((r.done?.length ?? 0) <= 128).toBe(true);
     const firstSeqs = reports(link.sent).flatMap((r) => (r.seq === undefined ? [] : [r.seq]));
     expect(firstSeqs.length).toBeGreaterThanOrEqual(3);
 
@@ -93,11 +93,11 @@ describe('a worker keeps outcomes until the server acknowledges them', () => {
     link.answer(welcome);
     const again = reports(link.sent);
     const resentIds = doneIn(link.sent).map((d) => d.id);
-    expect(resentIds).toHaveLength(150 - firstDone.size);
+    expect(resentIds).toHaveLength(300 - firstDone.size);
     expect(resentIds.filter((id) => firstDone.has(id))).toEqual([]);
     for (const r of again) {
       expect(r.seq).toBeTypeOf('number');
-      expect((r.done?.length ?? 0) <= 64).toBe(true);
+      expect((r.done?.length ?? 0) <= 128).toBe(true);
     }
 
     // The server had some already: it refuses those, then acknowledges everything.
