@@ -37,10 +37,8 @@ export interface ControllerEvents {
 
 /**
  * Outcomes per report frame at most before it is sent without waiting for the event-loop turn.
- * Each frame the server receives tends to become a commit of its own, and on SQLite a commit
- * costs about 0.85 ms of WAL writes whatever its size: 128 rather than 64 took the bulk drain
- * of 50,000 tasks from 29,100-30,700 to 31,500-32,200 tasks/s (three interleaved pairs; even
- * on PostgreSQL, where commits overlap). A worker with slower handlers reports every turn anyway.
+ * A frame tends to become a commit of its own (on SQLite about 0.85 ms of WAL writes): 128, not
+ * 64, took a 50,000-task bulk drain from 29.1-30.7k to 31.5-32.2k tasks/s (docs/benchmarks.md).
  */
 const REPORT_CHUNK = 128;
 
