@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import type { Clock } from '../clock.js';
 import type { WorkerConfig } from '../config/options.js';
 import { type GateLookup, gateLookupOf } from '../core/gate.js';
-import { type LambdaConfig, type LambdaDefinition, lambdaConfigOf, type TaskLogger } from '../core/lambda.js';
+import { type LambdaConfig, type LambdaDefinition, lambdaConfigOf } from '../core/lambda.js';
 import type { Logger } from '../log.js';
 import {
   type AttemptRef,
@@ -14,7 +14,7 @@ import {
   type TaskFrame,
 } from '../protocol/frames.js';
 import type { WorkerTransport } from '../protocol/transport.js';
-import { AttemptAborted, type AttemptOutcome, RunningAttempt } from './executor.js';
+import { AttemptAborted, type AttemptOutcome, type ExecutorDeps, RunningAttempt } from './executor.js';
 import { IsolateHost } from './isolation/host.js';
 import { PriorityBuffer } from './priority-buffer.js';
 
@@ -65,6 +65,7 @@ export class Controller {
   private readonly buffer = new PriorityBuffer<TaskFrame>();
   private readonly running = new Map<string, RunningAttempt>();
   private readonly runningByLambda = new Map<string, number>();
+  private readonly deps = new Map<string, ExecutorDeps>();
   /** Refs whose outcome must not be reported (the server took the lease back). */
   private readonly forsaken = new Set<string>();
   private busySlots = 0;
@@ -263,22 +264,32 @@ export class Controller {
     const key = refKey(t);
     this.busySlots++;
     this.runningByLambda.set(t.lambda, (this.runningByLambda.get(t.lambda) ?? 0) + 1);
-    const isolate = this.isolates.get(t.lambda);
-    const attempt = new RunningAttempt(def, t, {
-      clock: this.clock,
-      log: this.taskLogger(t),
-      heartbeat: (frame) => this.heartbeatFor(frame),
-      maxResultBytes: this.limits.maxResultBytes,
-      timeoutGraceMs: this.limits.timeoutGraceMs,
-      onOutcome: (a, o) => this.finish(a, o),
-      onSettled: (a) => this.settled(a),
-      invoke: isolate ? (frame, ctx) => isolate.run(frame, ctx) : undefined,
-    });
+    const attempt = new RunningAttempt(def, t, this.depsOf(t.lambda));
     this.running.set(key, attempt);
     this.started.set(key, { id: t.id, attempt: t.attempt, at: attempt.startedAt });
     this.events.started?.(t);
     this.scheduleFlush();
     attempt.start();
+  }
+
+  /** What the attempts of one lambda share (made once: a literal per attempt was garbage at once). */
+  private depsOf(lambda: string): ExecutorDeps {
+    let deps = this.deps.get(lambda);
+    if (!deps) {
+      const isolate = this.isolates.get(lambda);
+      deps = {
+        clock: this.clock,
+        log: this.log,
+        heartbeat: (frame) => this.heartbeatFor(frame),
+        maxResultBytes: this.limits.maxResultBytes,
+        timeoutGraceMs: this.limits.timeoutGraceMs,
+        onOutcome: (a, o) => this.finish(a, o),
+        onSettled: (a) => this.settled(a),
+        invoke: isolate ? (frame, ctx) => isolate.run(frame, ctx) : undefined,
+      };
+      this.deps.set(lambda, deps);
+    }
+    return deps;
   }
 
   /** The handler returned: its slot is free. */
@@ -472,19 +483,6 @@ export class Controller {
         else resolve();
       });
     });
-  }
-
-  private taskLogger(t: TaskFrame): TaskLogger {
-    let child: Logger | undefined;
-    const get = () => {
-      child ??= this.log.child({ task: t.id, lambda: t.lambda, attempt: t.attempt });
-      return child;
-    };
-    return {
-      info: (msg, fields) => get().info(fields ?? {}, msg),
-      warn: (msg, fields) => get().warn(fields ?? {}, msg),
-      error: (msg, fields) => get().error(fields ?? {}, msg),
-    };
   }
 
   private whenIdle(): Promise<void> {
