@@ -20,6 +20,11 @@ export interface TaskLogger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
+/**
+ * What a handler gets beside its payload. `signal`, `heartbeat` and `log` are made on first
+ * read (accessors, not own properties): pass `ctx` itself along, or its members; a copy made by
+ * spreading it (`{ ...ctx }`) does not have them.
+ */
 export interface TaskContext {
   task: TaskInfo;
   /** Aborted when the attempt times out, loses its lease, or the worker stops past its grace period. */

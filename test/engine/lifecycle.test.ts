@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { FatalError, retryAfter } from '../../src/errors.js';
 import type { LambdaDefinition } from '../../src/index.js';
@@ -8,6 +9,37 @@ import { sleep, startConveyor, tempDir, until } from '../helpers.js';
 const ok: LambdaDefinition = { name: 'ok', handler: async (p) => ({ echo: p }) };
 
 describe('task lifecycle (embedded, SQLite)', () => {
+  it('gives a handler its context: task, signal, heartbeat and log work when taken out of ctx', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(s) });
+    const c = await startConveyor({
+      logger,
+      lambdas: [
+        {
+          name: 'ctx',
+          handler: async (_p, ctx) => {
+            const { task, signal, heartbeat, log } = ctx;
+            log.info('inside', { n: 7 });
+            await heartbeat();
+            return {
+              id: task.id,
+              attempt: task.attempt,
+              aborted: signal.aborted,
+              sameLog: ctx.log === log,
+              sameSignal: ctx.signal === signal,
+            };
+          },
+        },
+      ],
+    });
+    const t = await c.submit('ctx', {});
+    const done = await c.waitFor(t.id);
+    expect(done.state).toBe('SUCCESS');
+    expect(done.result).toEqual({ id: t.id, attempt: 1, aborted: false, sameLog: true, sameSignal: true });
+    const logged = lines.map((l) => JSON.parse(l)).find((l) => l.msg === 'inside');
+    expect(logged).toMatchObject({ task: t.id, lambda: 'ctx', attempt: 1, n: 7 });
+  });
+
   it('retries a failing handler with backoff, then ends in FATAL_FAILURE after maxAttempts', async () => {
     let calls = 0;
     const c = await startConveyor({
