@@ -40,51 +40,75 @@ if (args.role === 'worker') {
     }
   });
 } else {
-  const N = Number(args.tasks);
-  const { store, remove } = benchStore(args.backend, 'backlog');
-  const conveyor = await new Conveyor({
-    store,
-    worker: false,
-    lambdas: [{ name: 'backlog', handler: () => null }],
-    batchMax: 10_000,
-  }).start();
-  const url = await conveyor.listen({ port: 0 });
-  const pad = 'p'.repeat(100);
-  const t0 = now();
-  for (let s = 0; s < N; s += 10_000) {
-    await conveyor.submitMany(
-      Array.from({ length: Math.min(10_000, N - s) }, (_, k) => ({ lambda: 'backlog', payload: { i: s + k, pad } })),
-    );
-    if (s % 100_000 === 0) process.stderr.write(`enqueued ${s}\n`);
+  if (!['sqlite', 'postgres'].includes(args.backend)) {
+    process.stderr.write(`backlog: --backend must be sqlite or postgres, not ${args.backend}\n`);
+    process.exit(2);
   }
-  const enqueueS = (now() - t0) / 1000;
-  globalThis.gc?.();
-  const afterEnqueue = process.memoryUsage();
-  const tCounts = now();
-  const counts = (await conveyor.lambdas())[0].counts;
-  const countsMs = now() - tCounts;
-  const child = fork(fileURLToPath(import.meta.url), ['--role', 'worker', '--url', url], { stdio: ['ignore', 2, 2, 'ipc'] });
-  const count = () =>
-    new Promise((r) => {
-      child.once('message', (m) => r(m.done));
-      child.send('count');
+  const { store, remove } = benchStore(args.backend, 'backlog');
+  let conveyor;
+  let child;
+  // The store goes away however the run ends: a PostgreSQL schema would keep a million rows.
+  const cleanup = async () => {
+    child?.kill('SIGKILL');
+    await conveyor?.close().catch(() => {});
+    await remove().catch((e) => process.stderr.write(`backlog: remove the store: ${e.message}\n`));
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'])
+    process.once(sig, async () => {
+      await cleanup();
+      process.exit(1);
     });
-  await sleep(1000);
-  const d0 = await count();
-  const tDrain = now();
-  await sleep(Number(args['drain-s']) * 1000);
-  const d1 = await count();
-  const drainRate = (d1 - d0) / ((now() - tDrain) / 1000);
-  const afterDrain = process.memoryUsage();
-  child.send('stop');
-  await new Promise((r) => child.once('exit', r));
-  await conveyor.close();
-  await remove();
-  process.stdout.write(
-    `${JSON.stringify({
-      system: 'conveyor',
-      workload: 'backlog',
-      backend: args.backend,
+  try {
+    const figures = await run();
+    await cleanup();
+    process.stdout.write(`${JSON.stringify({ system: 'conveyor', workload: 'backlog', backend: args.backend, ...figures })}\n`);
+    process.exit(0);
+  } catch (err) {
+    process.stderr.write(`backlog: ${err?.stack ?? err}\n`);
+    await cleanup();
+    process.exit(1);
+  }
+
+  async function run() {
+    const N = Number(args.tasks);
+    conveyor = await new Conveyor({
+      store,
+      worker: false,
+      lambdas: [{ name: 'backlog', handler: () => null }],
+      batchMax: 10_000,
+    }).start();
+    const url = await conveyor.listen({ port: 0 });
+    const pad = 'p'.repeat(100);
+    const t0 = now();
+    for (let s = 0; s < N; s += 10_000) {
+      await conveyor.submitMany(
+        Array.from({ length: Math.min(10_000, N - s) }, (_, k) => ({ lambda: 'backlog', payload: { i: s + k, pad } })),
+      );
+      if (s % 100_000 === 0) process.stderr.write(`enqueued ${s}\n`);
+    }
+    const enqueueS = (now() - t0) / 1000;
+    globalThis.gc?.();
+    const afterEnqueue = process.memoryUsage();
+    const tCounts = now();
+    const counts = (await conveyor.lambdas())[0].counts;
+    const countsMs = now() - tCounts;
+    child = fork(fileURLToPath(import.meta.url), ['--role', 'worker', '--url', url], { stdio: ['ignore', 2, 2, 'ipc'] });
+    const count = () =>
+      new Promise((r) => {
+        child.once('message', (m) => r(m.done));
+        child.send('count');
+      });
+    await sleep(1000);
+    const d0 = await count();
+    const tDrain = now();
+    await sleep(Number(args['drain-s']) * 1000);
+    const d1 = await count();
+    const drainRate = (d1 - d0) / ((now() - tDrain) / 1000);
+    const afterDrain = process.memoryUsage();
+    child.send('stop');
+    await new Promise((r) => child.once('exit', r));
+    child = null;
+    return {
       backlog: N,
       enqueue_per_s: round(N / enqueueS),
       rss_mb_after_enqueue: mb(afterEnqueue.rss),
@@ -94,7 +118,6 @@ if (args.role === 'worker') {
       drain_per_s_with_backlog: round(drainRate),
       rss_mb_while_draining: mb(afterDrain.rss),
       heap_used_mb_while_draining: mb(afterDrain.heapUsed),
-    })}\n`,
-  );
-  process.exit(0);
+    };
+  }
 }

@@ -21,21 +21,21 @@ export interface TaskLogger {
 }
 
 /**
- * What a handler gets beside its payload. `signal`, `heartbeat` and `log` are made on first
- * read (accessors, not own properties): pass `ctx` itself along, or its members; a copy made by
- * spreading it (`{ ...ctx }`) does not have them.
+ * What a handler gets beside its payload. `signal`, `heartbeat` and `log` are read-only and
+ * made on first read (accessors, not own properties): pass `ctx` itself along, or its members;
+ * a copy made by spreading it (`{ ...ctx }`) has only `task`.
  */
 export interface TaskContext {
-  task: TaskInfo;
+  readonly task: TaskInfo;
   /** Aborted when the attempt times out, loses its lease, or the worker stops past its grace period. */
-  signal: AbortSignal;
+  readonly signal: AbortSignal;
   /**
    * Renews this attempt's lease now and resolves once the server confirmed it still holds it;
    * rejects if the lease was lost. Leases are renewed automatically; call this to learn early
    * that a long handler should stop.
    */
-  heartbeat(): Promise<void>;
-  log: TaskLogger;
+  readonly heartbeat: () => Promise<void>;
+  readonly log: TaskLogger;
 }
 
 export type Handler<P = unknown, R = unknown> = (payload: P, ctx: TaskContext) => Promise<R> | R;
