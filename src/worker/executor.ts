@@ -159,8 +159,8 @@ function failed(err: unknown, abortReason: unknown): AttemptOutcome {
  * A handler's `ctx`. A class, so an attempt costs one object rather than an object and a
  * closure per member (at tens of thousands of attempts a second the worker spent a third of its
  * time collecting garbage); `heartbeat` and `log` stay safe to destructure, and JSON of it is
- * `{ task }`. Its state is in plain fields: true private fields, or fields under symbols, cost
- * the worker 3-5 us a task more in a bulk drain (interleaved runs, docs/benchmarks.md).
+ * `{ task }`. Its state is in plain fields: true private fields and symbol-keyed ones were no
+ * faster and mostly slower in interleaved bulk runs (within this machine's noise).
  */
 class AttemptContext implements TaskContext {
   readonly task: TaskContext['task'];
