@@ -23,7 +23,7 @@ export interface TaskLogger {
 /**
  * What a handler gets beside its payload. `signal`, `heartbeat` and `log` are read-only and
  * made on first read (accessors, not own properties): pass `ctx` itself along, or its members;
- * a copy made by spreading it (`{ ...ctx }`) has only `task`.
+ * a copy made by spreading it (`{ ...ctx }`) does not have them. Its JSON is `{ task }`.
  */
 export interface TaskContext {
   readonly task: TaskInfo;
