@@ -359,10 +359,19 @@ export function runStoreContract(target: ContractTarget): void {
         expect((await h.claim()).map((r) => r.id).sort()).toEqual([a.id, c.id].sort());
       });
 
-      it('claims skip a gated collection even when a stale cache enqueued it', async () => {
-        await h.insert(h.task({ collection: 'c1' }));
+      it('claims skip a gated collection even when a stale cache enqueued it, and only that collection', async () => {
+        const [, c2, bare] = await h.insert(h.task({ collection: 'c1' }), h.task({ collection: 'c2' }), h.task());
         await h.tx((o) => o.q.gateSet({ lambda: 'work', collection: 'c1', mode: 'pause' }, h.clock.now()));
+        await h.tx((o) => o.q.gateSet({ lambda: 'other', collection: '*', mode: 'pause' }, h.clock.now()));
+        expect((await h.claim()).map((r) => r.id).sort()).toEqual([c2.id, bare.id].sort());
+      });
+
+      it('claims nothing of a lambda whose every collection is gated', async () => {
+        await h.insert(h.task({ collection: 'c1' }), h.task());
+        await h.tx((o) => o.q.gateSet({ lambda: 'work', collection: '*', mode: 'drop' }, h.clock.now()));
         expect(await h.claim()).toEqual([]);
+        h.clock.advance(TIMING.enqueueTimeoutMs + 1);
+        expect(await h.claim('work', 10, 10)).toEqual([]);
       });
     });
 

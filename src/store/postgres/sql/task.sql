@@ -64,11 +64,15 @@ UPDATE tasks SET has_children = true WHERE id = ANY($1::text[]) AND NOT has_chil
 -- taking instead of queueing behind its lock; the lock sits below the LIMIT, so a row that
 -- stopped being ENQUEUED meanwhile is dropped and never more than $2 rows are taken. The
 -- state condition of the UPDATE keeps the claim a conditional move all the same.
+-- The gate test runs once a statement when the lambda has no closed gate (an uncorrelated
+-- InitPlan that the OR checks first), and per row only when it has one: 280 gate probes cost a
+-- claim of 280 rows about 1 of its 5.5 ms (EXPLAIN ANALYZE on 20,000 ENQUEUED rows).
 WITH picked AS (
   SELECT t.id FROM tasks t
    WHERE t.state = 'ENQUEUED' AND t.lambda = $1::text
-     AND NOT EXISTS (SELECT 1 FROM gates g
-                      WHERE g.lambda = t.lambda AND g.collection IN (t.collection, '*') AND g.mode <> 'open')
+     AND (NOT EXISTS (SELECT 1 FROM gates WHERE lambda = $1::text AND mode <> 'open')
+          OR NOT EXISTS (SELECT 1 FROM gates g
+                          WHERE g.lambda = t.lambda AND g.collection IN (t.collection, '*') AND g.mode <> 'open'))
    ORDER BY t.priority DESC, t.id
    LIMIT $2::int
    FOR UPDATE OF t SKIP LOCKED)
@@ -85,8 +89,9 @@ RETURNING tasks.id, tasks.lambda, tasks.collection, tasks.payload, tasks.priorit
 WITH picked AS (
   SELECT t.id FROM tasks t
    WHERE t.state = 'ENQUEUED' AND t.lambda = $1::text AND t.next_check_at <= $4::bigint
-     AND NOT EXISTS (SELECT 1 FROM gates g
-                      WHERE g.lambda = t.lambda AND g.collection IN (t.collection, '*') AND g.mode <> 'open')
+     AND (NOT EXISTS (SELECT 1 FROM gates WHERE lambda = $1::text AND mode <> 'open')
+          OR NOT EXISTS (SELECT 1 FROM gates g
+                          WHERE g.lambda = t.lambda AND g.collection IN (t.collection, '*') AND g.mode <> 'open'))
    ORDER BY t.next_check_at
    LIMIT $2::int
    FOR UPDATE OF t SKIP LOCKED)
