@@ -41,6 +41,23 @@ export type ClaimedRow = Pick<
   'id' | 'lambda' | 'collection' | 'payload' | 'priority' | 'key' | 'attempt' | 'tries' | 'maxAttempts' | 'timeoutMs' | 'runAt'
 >;
 
+/** The claimed fields of a task row. */
+export function claimedOf(r: TaskRow): ClaimedRow {
+  return {
+    id: r.id,
+    lambda: r.lambda,
+    collection: r.collection,
+    payload: r.payload,
+    priority: r.priority,
+    key: r.key,
+    attempt: r.attempt,
+    tries: r.tries,
+    maxAttempts: r.maxAttempts,
+    timeoutMs: r.timeoutMs,
+    runAt: r.runAt,
+  };
+}
+
 /**
  * How long a task waited from being due (runAt) to its first claim; null for later attempts: a
  * retry or snooze is due when its backoff ends, which the row does not keep, and counting from

@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { ClaimedRow } from '../core/task.js';
 import type { ServerFrame } from '../protocol/frames.js';
-import type { StoreOps } from '../store/store.js';
+import type { Handout, HandoutPlace, StoreOps } from '../store/store.js';
 import type { GateCache } from './gates.js';
 
 /** The server's end of one worker connection, whatever carries it. */
@@ -69,14 +69,27 @@ interface Delivery {
   rows: ClaimedRow[];
 }
 
+/** A worker's place given to a task as it is inserted. */
+class Place implements HandoutPlace {
+  readonly workerId: string;
+  constructor(
+    readonly session: Session,
+    readonly leaseUntil: number,
+  ) {
+    this.workerId = session.workerId;
+  }
+}
+
 /**
  * The dispatcher: hands ready tasks to connected workers, never more than each has credit
- * for. It claims inside every group-commit flush (beforeCommit), so a task inserted in a
- * flush is claimed in the same transaction, and delivers after the commit. Each worker's
- * credit is split across its lambdas that have ready work; a claim gives `agingShare` of its
- * places to tasks past their enqueue timeout, oldest first, so low priorities cannot starve.
+ * for. A task that is ready as it is inserted, of a lambda with no older ready task, goes to a
+ * worker with a free place in the insert itself (the Handout of the store); the rest are
+ * claimed inside every group-commit flush (beforeCommit), so a task inserted in a flush is
+ * claimed in the same transaction. Both are delivered after the commit. Each worker's credit
+ * is split across its lambdas that have ready work; a claim gives `agingShare` of its places
+ * to tasks past their enqueue timeout, oldest first, so low priorities cannot starve.
  */
-export class Dispatcher {
+export class Dispatcher implements Handout {
   private readonly sessions = new Map<string, Session>();
   /** Lambdas that may have ready tasks; a claim that comes back short removes its lambda. */
   private readonly ready = new Set<string>();
@@ -169,6 +182,57 @@ export class Dispatcher {
     return run;
   }
 
+  /**
+   * Handout: a place for each fresh ready task whose lambda has no older ready task (those are
+   * claimed first, in order), while a worker of the lambda has credit. No claim statement
+   * follows for the tasks placed, so no commit is saved by waiting for a batch: any free place
+   * takes one. A lambda whose task found no place is ready from here on.
+   */
+  assign(_ops: StoreOps, tasks: ReadonlyArray<{ id: string; lambda: string }>): Array<HandoutPlace | null> {
+    const out: Array<HandoutPlace | null> = new Array(tasks.length).fill(null);
+    if (this.sessions.size === 0) return out;
+    const leaseUntil = this.opts.clock.now() + this.opts.leaseMs;
+    const sessions = [...this.sessions.values()];
+    for (let i = 0; i < tasks.length; i++) {
+      const { lambda } = tasks[i] as { lambda: string };
+      if (this.ready.has(lambda)) continue;
+      let s: Session | undefined;
+      for (let k = 0; k < sessions.length && !s; k++) {
+        const c = sessions[(this.rotate + k) % sessions.length] as Session;
+        if (c.credit > 0 && c.lambdas.has(lambda)) s = c;
+      }
+      if (!s) {
+        this.ready.add(lambda);
+        continue;
+      }
+      s.credit--;
+      s.outstanding++;
+      out[i] = new Place(s, leaseUntil);
+    }
+    return out;
+  }
+
+  /** Handout: the placed tasks that were written go out after the commit; the others give their places back. */
+  settle(ops: StoreOps, written: Array<{ place: HandoutPlace; row: ClaimedRow }>, unwritten: HandoutPlace[]): void {
+    for (const p of unwritten) {
+      const s = (p as Place).session;
+      s.credit++;
+      s.outstanding--;
+    }
+    if (unwritten.length) this.poke();
+    if (written.length === 0) return;
+    const bySession = new Map<Session, ClaimedRow[]>();
+    for (const { place, row } of written) {
+      const s = (place as Place).session;
+      const rows = bySession.get(s);
+      if (rows) rows.push(row);
+      else bySession.set(s, [row]);
+    }
+    const list = this.deliveries.get(ops) ?? [];
+    for (const [session, rows] of bySession) list.push({ session, rows });
+    this.deliveries.set(ops, list);
+  }
+
   private async claimNow(ops: StoreOps): Promise<boolean> {
     for (const l of ops.enqueued) this.ready.add(l);
     ops.enqueued.clear();
@@ -184,17 +248,18 @@ export class Dispatcher {
         const lambda = lambdas[j];
         const want = Math.min(this.opts.claimBatchMax, Math.ceil(s.credit / (lambdas.length - j)));
         const overdue = this.agingShareOf(lambda, want);
-        const { rows, overdueShort } = await ops.claim({
-          lambda,
-          limit: want,
-          overdue,
-          workerId: s.workerId,
-          leaseMs: this.opts.leaseMs,
-        });
-        if (overdueShort) this.overdueQuiet.set(lambda, this.opts.clock.now() + OVERDUE_RECHECK_MS);
+        // Held while the claim runs: an insert of another flush may place tasks meanwhile (assign).
+        s.credit -= want;
+        let rows: ClaimedRow[] = [];
+        try {
+          const claimed = await ops.claim({ lambda, limit: want, overdue, workerId: s.workerId, leaseMs: this.opts.leaseMs });
+          rows = claimed.rows;
+          if (claimed.overdueShort) this.overdueQuiet.set(lambda, this.opts.clock.now() + OVERDUE_RECHECK_MS);
+        } finally {
+          s.credit += want - rows.length;
+        }
         if (rows.length < want) this.ready.delete(lambda);
         if (rows.length === 0) continue;
-        s.credit -= rows.length;
         s.outstanding += rows.length;
         const list = this.deliveries.get(ops) ?? [];
         list.push({ session: s, rows });

@@ -109,6 +109,8 @@ export class Engine {
       agingShare: config.agingShare,
       clock,
     });
+    // Inserts hand ready tasks to workers through the dispatcher, which needs the store's gates first.
+    this.store.ctx.handout = this.dispatcher;
     this.commit = new GroupCommit(
       this.store,
       { maxPending: config.maxPendingWrites, maxPerFlush: 1000, concurrency: this.store.driver.capabilities.writers },

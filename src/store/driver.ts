@@ -55,6 +55,9 @@ export interface DriverCapabilities {
 /** A row to insert, fully placed. */
 export type InsertRow = Omit<NewTask, 'dependsOn'> & {
   state: TaskState;
+  /** 0 and null, or 1 and the worker for a task handed out as it is inserted (see Handout). */
+  attempt: number;
+  workerId: string | null;
   reason: string | null;
   hold: Hold | null;
   depsPending: number;

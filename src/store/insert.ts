@@ -1,10 +1,10 @@
 import type { GateLookup } from '../core/gate.js';
 import { type Placement, place } from '../core/placement.js';
-import type { NewTask, TaskRow } from '../core/task.js';
-import { isDead, isTerminal, type TaskState } from '../core/task-state.js';
+import { type ClaimedRow, claimedOf, type NewTask, type TaskRow } from '../core/task.js';
+import { isDead, isTerminal, type TaskState, targetState } from '../core/task-state.js';
 import { ConveyorError } from '../errors.js';
 import type { InsertRow } from './driver.js';
-import type { InsertOutcome, StoreOps } from './store.js';
+import type { HandoutPlace, InsertOutcome, StoreOps } from './store.js';
 
 const key2 = (lambda: string, key: string) => `${lambda}\u0000${key}`;
 
@@ -82,22 +82,37 @@ export async function insertTasks(ops: StoreOps, tasks: NewTask[], gate: GateLoo
       ops.ctx.timing,
     );
     if (k !== null && !isTerminal(p.state)) busy.add(k); // later tasks of this key in the batch wait
-    if (p.state === 'ENQUEUED') ops.enqueued.add(t.lambda);
-    else ops.noteCheck(p);
+    if (p.state !== 'ENQUEUED') ops.noteCheck(p);
     parentState.set(t.id, p.state);
     rows.push(insertRowOf(t, p, depsPending, now));
     rowIndex.push(i);
     for (const parentId of t.dependsOn) deps.push({ childId: t.id, parentId });
   }
+  const places = handOut(ops, rows);
 
-  const inserted = rows.length ? await q.taskInsertMany(rows) : new Set<string>();
+  let inserted: Set<string>;
+  try {
+    inserted = rows.length ? await q.taskInsertMany(rows) : new Set<string>();
+  } catch (err) {
+    if (places.size) ops.ctx.handout?.settle(ops, [], [...places.values()]); // the places go back
+    throw err;
+  }
   const lost: string[] = [];
+  const written: Array<{ place: HandoutPlace; row: ClaimedRow }> = [];
+  const unwritten: HandoutPlace[] = [];
   rows.forEach((r, j) => {
+    const place = places.get(r);
     if (inserted.has(r.id)) {
-      out[rowIndex[j]] = { task: taskRowOf(r), created: true };
+      const task = taskRowOf(r);
+      out[rowIndex[j]] = { task, created: true };
       ops.inserted.add(r.id);
-    } else if (r.idempotencyKey !== null) lost.push(r.idempotencyKey);
+      if (place) written.push({ place, row: claimedOf(task) });
+    } else {
+      if (r.idempotencyKey !== null) lost.push(r.idempotencyKey);
+      if (place) unwritten.push(place);
+    }
   });
+  if (places.size) ops.ctx.handout?.settle(ops, written, unwritten);
   if (lost.length) {
     // Another writer inserted the same idempotency key between our read and our insert.
     for (const r of await q.taskByIdempotencyKeys(lost)) {
@@ -118,12 +133,42 @@ export async function insertTasks(ops: StoreOps, tasks: NewTask[], gate: GateLoo
   return out;
 }
 
+/**
+ * Offers the batch's ready rows to the handout in claim order (priority, then age) and writes
+ * the ones it places as claimed: state, attempt 1 and lease as a claim would have set them. The
+ * rest stay ENQUEUED for the dispatcher's claim phase.
+ */
+function handOut(ops: StoreOps, rows: InsertRow[]): Map<InsertRow, HandoutPlace> {
+  const ready = rows.filter((r) => r.state === 'ENQUEUED');
+  const placed = new Map<InsertRow, HandoutPlace>();
+  if (ready.length === 0) return placed;
+  const handout = ops.ctx.handout;
+  if (handout) {
+    ready.sort((a, b) => b.priority - a.priority || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const places = handout.assign(ops, ready);
+    for (let j = 0; j < ready.length; j++) {
+      const place = places[j];
+      if (!place) continue;
+      const r = ready[j] as InsertRow;
+      r.state = targetState('claim');
+      r.attempt = 1;
+      r.workerId = place.workerId;
+      r.nextCheckAt = place.leaseUntil;
+      placed.set(r, place);
+    }
+  }
+  for (const r of ready) if (!placed.has(r)) ops.enqueued.add(r.lambda);
+  return placed;
+}
+
 function insertRowOf(t: NewTask, p: Placement, depsPending: number, now: number): InsertRow {
   return {
     id: t.id,
     lambda: t.lambda,
     collection: t.collection,
     state: p.state,
+    attempt: 0,
+    workerId: null,
     payload: t.payload,
     priority: t.priority,
     runAt: t.runAt,
@@ -154,8 +199,8 @@ function taskRowOf(r: InsertRow): TaskRow {
     key: r.key,
     ordered: r.ordered,
     idempotencyKey: r.idempotencyKey,
-    attempt: 0,
-    tries: 0,
+    attempt: r.attempt,
+    tries: r.attempt,
     maxAttempts: r.maxAttempts,
     timeoutMs: r.timeoutMs,
     result: null,
@@ -166,7 +211,7 @@ function taskRowOf(r: InsertRow): TaskRow {
     createdAt: r.now,
     updatedAt: r.now,
     nextCheckAt: r.nextCheckAt,
-    workerId: null,
+    workerId: r.workerId,
     startedAt: null,
     finishedAt: r.finishedAt,
   };

@@ -17,6 +17,26 @@ export interface StoreContext {
   timing: Timing;
   /** The settings of a lambda, for its backoff when an attempt fails. */
   lambda(name: string): LambdaConfig | undefined;
+  /** Gives fresh ready tasks to workers as they are inserted (the server's dispatcher); none in the store's own tests. */
+  handout?: Handout;
+}
+
+/** A place at a worker for a task inserted ready: the insert writes the task as claimed by it. */
+export interface HandoutPlace {
+  workerId: string;
+  leaseUntil: number;
+}
+
+/**
+ * Hands tasks that are ready the moment they are inserted straight to workers with free
+ * places, so the insert writes them claimed (attempt 1) and no claim statement follows: on
+ * PostgreSQL a claim is a second row version of every task; on SQLite a second UPDATE.
+ */
+export interface Handout {
+  /** A place for each of these ready tasks (in claim order: priority, then age), or null for those that stay ENQUEUED. */
+  assign(ops: StoreOps, tasks: ReadonlyArray<{ id: string; lambda: string }>): Array<HandoutPlace | null>;
+  /** After the insert: the placed tasks as written (to hand out after the commit), and the places of those not written (an idempotency key taken meanwhile). */
+  settle(ops: StoreOps, written: Array<{ place: HandoutPlace; row: ClaimedRow }>, unwritten: HandoutPlace[]): void;
 }
 
 export type InsertOutcome = { task: TaskRow; created: boolean } | { error: ConveyorError };

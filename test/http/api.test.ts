@@ -29,7 +29,12 @@ describe('HTTP API through a real socket', () => {
     const created = await call('POST', '/v1/tasks', { lambda: 'echo', payload: { a: 1 }, priority: 3 });
     expect(created.status).toBe(201);
     const task = created.json.task;
-    expect(task).toMatchObject({ lambda: 'echo', payload: { a: 1 }, priority: 3, attempt: 0 });
+    expect(task).toMatchObject({ lambda: 'echo', payload: { a: 1 }, priority: 3 });
+    // Answered as written: ready, or already handed to the idle worker by the insert.
+    expect([
+      { state: 'ENQUEUED', attempt: 0 },
+      { state: 'CLAIMED', attempt: 1 },
+    ]).toContainEqual({ state: task.state, attempt: task.attempt });
     expect(typeof task.createdAt).toBe('string');
     await c.waitFor(task.id);
     const got = await call('GET', `/v1/tasks/${task.id}`);

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { TaskRow } from '../../core/task.js';
 import type { Driver } from '../driver.js';
+import { handoutCases } from './handout-cases.js';
 import { type ContractTarget, Harness, LEASE_MS, TIMING } from './harness.js';
 import { insertCases } from './insert-cases.js';
 
@@ -25,6 +26,7 @@ export function runStoreContract(target: ContractTarget): void {
     });
 
     insertCases(() => h);
+    handoutCases(() => h);
 
     describe('claim', () => {
       it('claims only ENQUEUED tasks, highest priority first, and bumps the attempt', async () => {

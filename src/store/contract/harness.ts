@@ -3,23 +3,11 @@ import { ManualClock, seededRandom } from '../../clock.js';
 import { type GateLookup, gateLookupOf, openGates } from '../../core/gate.js';
 import { IdGenerator } from '../../core/ids.js';
 import { type LambdaConfig, lambdaConfigOf } from '../../core/lambda.js';
-import type { ClaimedRow, NewTask, TaskRow } from '../../core/task.js';
+import { claimedOf, type NewTask, type TaskRow } from '../../core/task.js';
 import type { Driver } from '../driver.js';
 import { Store, type StoreOps } from '../store.js';
 
-const pick = (r: TaskRow): ClaimedRow => ({
-  id: r.id,
-  lambda: r.lambda,
-  collection: r.collection,
-  payload: r.payload,
-  priority: r.priority,
-  key: r.key,
-  attempt: r.attempt,
-  tries: r.tries,
-  maxAttempts: r.maxAttempts,
-  timeoutMs: r.timeoutMs,
-  runAt: r.runAt,
-});
+export const pick = claimedOf;
 
 /** What the contract suite needs from a dialect: a fresh, empty, migrated driver per test. */
 export interface ContractTarget {

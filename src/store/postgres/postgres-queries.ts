@@ -56,6 +56,8 @@ export class PostgresQueries implements Queries {
         (r) => r.depsPending,
         (r) => r.nextCheckAt,
         (r) => r.finishedAt,
+        (r) => r.attempt,
+        (r) => r.workerId,
       ),
       rows[0].now,
     ]);

@@ -51,12 +51,13 @@ export function sqliteQueries(d: SqliteDriver): Queries {
           for (const r of chunk) params.push(r.id, r.payload, r.runAt);
           const f = chunk[0] as InsertRow;
           params.push(f.lambda, f.collection, f.state, f.priority, f.key, b(f.ordered), f.maxAttempts, f.timeoutMs);
-          params.push(f.reason, f.hold, f.depsPending, f.nextCheckAt, f.finishedAt, f.now, f.now);
+          params.push(f.reason, f.hold, f.depsPending, f.nextCheckAt, f.finishedAt, f.attempt, f.attempt, f.workerId, f.now, f.now);
           return d.rowsStatement('taskInsertUniform', chunk.length).run(params);
         }
         for (const r of chunk) {
           params.push(r.id, r.lambda, r.collection, r.state, r.payload, r.priority, r.runAt, r.key, b(r.ordered), r.idempotencyKey);
-          params.push(r.maxAttempts, r.timeoutMs, r.reason, r.hold, r.depsPending, r.nextCheckAt, r.finishedAt, r.now, r.now);
+          params.push(r.maxAttempts, r.timeoutMs, r.reason, r.hold, r.depsPending, r.nextCheckAt, r.finishedAt);
+          params.push(r.attempt, r.attempt, r.workerId, r.now, r.now);
         }
         return d.rowsStatement('taskInsert', chunk.length).run(params);
       };
@@ -276,6 +277,8 @@ function uniform(rows: InsertRow[]): boolean {
       r.depsPending !== f.depsPending ||
       r.nextCheckAt !== f.nextCheckAt ||
       r.finishedAt !== f.finishedAt ||
+      r.attempt !== f.attempt ||
+      r.workerId !== f.workerId ||
       r.now !== f.now
     )
       return false;

@@ -14,20 +14,22 @@
 -- name: taskInsert
 -- $1 ids, $2 lambdas, $3 collections, $4 states, $5 payloads, $6 priorities, $7 run_ats,
 -- $8 keys, $9 ordered, $10 idempotency keys, $11 max attempts, $12 timeouts, $13 reasons,
--- $14 holds, $15 deps pending, $16 next checks, $17 finished ats (arrays), $18 now.
+-- $14 holds, $15 deps pending, $16 next checks, $17 finished ats, $18 attempts (also the
+-- tries: 1 for a task handed out as it is inserted, see store/insert.ts), $19 workers (arrays), $20 now.
 -- Booleans travel as 0/1 (here and in taskPlace): postgres.js would declare an array of JS
 -- booleans as one boolean parameter. ON CONFLICT without a target skips a taken id and a
 -- taken idempotency key alike; RETURNING names the rows that went in.
 INSERT INTO tasks (id, lambda, collection, state, payload, priority, run_at, key, ordered, idempotency_key,
                    max_attempts, timeout_ms, reason, hold, deps_pending, next_check_at, finished_at,
-                   created_at, updated_at)
+                   attempt, tries, worker_id, created_at, updated_at)
 SELECT id, lambda, collection, state, payload, priority, run_at, key, ordered <> 0, idempotency_key,
-       max_attempts, timeout_ms, reason, hold, deps_pending, next_check_at, finished_at, $18::bigint, $18::bigint
+       max_attempts, timeout_ms, reason, hold, deps_pending, next_check_at, finished_at,
+       attempt, attempt, worker_id, $20::bigint, $20::bigint
   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::bigint[], $8::text[],
               $9::int[], $10::text[], $11::int[], $12::bigint[], $13::text[], $14::text[], $15::int[],
-              $16::bigint[], $17::bigint[])
+              $16::bigint[], $17::bigint[], $18::int[], $19::text[])
        AS v(id, lambda, collection, state, payload, priority, run_at, key, ordered, idempotency_key,
-            max_attempts, timeout_ms, reason, hold, deps_pending, next_check_at, finished_at)
+            max_attempts, timeout_ms, reason, hold, deps_pending, next_check_at, finished_at, attempt, worker_id)
 ON CONFLICT DO NOTHING
 RETURNING id;
 

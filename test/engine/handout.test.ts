@@ -1,0 +1,144 @@
+import { describe, expect, it } from 'vitest';
+import type { ClaimedRow } from '../../src/core/task.js';
+import { Dispatcher, type Session } from '../../src/server/dispatcher.js';
+import type { GateCache } from '../../src/server/gates.js';
+import type { StoreOps } from '../../src/store/store.js';
+import { startConveyor } from '../helpers.js';
+
+const openGates = { lambdaMode: () => 'open' } as unknown as GateCache;
+const clock = { now: () => 1_000 };
+
+function dispatcher(): Dispatcher {
+  return new Dispatcher(openGates, { leaseMs: 500, claimBatchMax: 500, agingShare: 0, clock });
+}
+
+function session(id: string, lambdas: string[], credit: number): Session & { sent: ClaimedRow[][] } {
+  const sent: ClaimedRow[][] = [];
+  return {
+    id,
+    workerId: `worker-${id}`,
+    lambdas: new Set(lambdas),
+    link: { sendTasks: (rows) => sent.push(rows), send: () => {}, close: () => {} },
+    credit,
+    outstanding: 0,
+    capacity: credit,
+    concurrency: credit,
+    connectedAt: 0,
+    sent,
+  };
+}
+
+/** A transaction as the dispatcher sees one: a key for its deliveries, and what it inserted and enqueued. */
+function tx(claim?: StoreOps['claim']): StoreOps {
+  return { enqueued: new Set<string>(), inserted: new Set<string>(), claim } as unknown as StoreOps;
+}
+
+const row = (id: string, lambda: string): ClaimedRow => ({
+  id,
+  lambda,
+  collection: null,
+  payload: '{}',
+  priority: 0,
+  key: null,
+  attempt: 1,
+  tries: 1,
+  maxAttempts: 3,
+  timeoutMs: 1000,
+  runAt: 0,
+});
+
+describe('hand-out at insert (Dispatcher as the store Handout)', () => {
+  it('places fresh tasks only while a worker of their lambda has credit, and makes the rest ready', async () => {
+    const d = dispatcher();
+    const a = session('a', ['mail'], 2);
+    const b = session('b', ['resize'], 5);
+    d.attach(a);
+    d.attach(b);
+    // A worker's arrival marks its lambdas ready (a backlog may wait): nothing jumps it.
+    expect(d.assign(tx(), [{ id: 't0', lambda: 'mail' }])).toEqual([null]);
+    // A claim that comes back short clears the mark.
+    await d.claimPhase(tx(async () => ({ rows: [], overdueShort: false })));
+    const places = d.assign(
+      tx(),
+      ['t1', 't2', 't3', 't4'].map((id) => ({ id, lambda: 'mail' })),
+    );
+    expect(places.map((p) => p?.workerId ?? null)).toEqual(['worker-a', 'worker-a', null, null]);
+    expect(places[0]?.leaseUntil).toBe(1_500);
+    expect({ credit: a.credit, outstanding: a.outstanding }).toEqual({ credit: 0, outstanding: 2 });
+    expect(b.credit).toBe(5);
+    // t3 found no place, so mail is ready now: a later insert does not jump it, even with credit back.
+    a.credit = 1;
+    expect(d.assign(tx(), [{ id: 't5', lambda: 'mail' }])).toEqual([null]);
+    expect(d.mayHaveReady('mail')).toBe(true);
+  });
+
+  it('sends what was written after the commit, and gives back the places of what was not', async () => {
+    const d = dispatcher();
+    const a = session('a', ['mail'], 3);
+    d.attach(a);
+    await d.claimPhase(tx(async () => ({ rows: [], overdueShort: false })));
+    const ops = tx();
+    const places = d.assign(
+      ops,
+      ['t1', 't2', 't3'].map((id) => ({ id, lambda: 'mail' })),
+    );
+    d.settle(
+      ops,
+      [
+        { place: places[0]!, row: row('t1', 'mail') },
+        { place: places[1]!, row: row('t2', 'mail') },
+      ],
+      [places[2]!],
+    );
+    expect({ credit: a.credit, outstanding: a.outstanding }).toEqual({ credit: 1, outstanding: 2 });
+    expect(a.sent).toEqual([]);
+    expect(d.deliver(ops).map((r) => r.id)).toEqual(['t1', 't2']);
+    expect(a.sent.map((rows) => rows.map((r) => r.id))).toEqual([['t1', 't2']]);
+  });
+
+  it('gives the places back when the transaction rolls back', async () => {
+    const d = dispatcher();
+    const a = session('a', ['mail'], 2);
+    d.attach(a);
+    await d.claimPhase(tx(async () => ({ rows: [], overdueShort: false })));
+    const ops = tx();
+    const [p] = d.assign(ops, [{ id: 't1', lambda: 'mail' }]);
+    d.settle(ops, [{ place: p!, row: row('t1', 'mail') }], []);
+    d.forget(ops);
+    expect({ credit: a.credit, outstanding: a.outstanding }).toEqual({ credit: 2, outstanding: 0 });
+    expect(d.deliver(ops)).toEqual([]);
+    expect(a.sent).toEqual([]);
+  });
+
+  it('holds a claim’s places while it runs, so an insert meanwhile cannot hand them out twice', async () => {
+    const d = dispatcher();
+    const a = session('a', ['mail', 'resize'], 4);
+    d.attach(a);
+    await d.claimPhase(tx(async () => ({ rows: [], overdueShort: false })));
+    d.markReady(['mail']);
+    let placedDuringClaim: unknown[] = [];
+    const claiming = d.claimPhase(
+      tx(async ({ limit }) => {
+        // Another flush inserts resize tasks while this claim waits for the database.
+        placedDuringClaim = d.assign(tx(), [{ id: 'r1', lambda: 'resize' }]);
+        return { rows: Array.from({ length: limit }, (_, i) => row(`m${i}`, 'mail')), overdueShort: false };
+      }),
+    );
+    await claiming;
+    expect(placedDuringClaim).toEqual([null]);
+    expect({ credit: a.credit, outstanding: a.outstanding }).toEqual({ credit: 0, outstanding: 4 });
+  });
+});
+
+describe('hand-out at insert (embedded)', () => {
+  it('answers a submit to an idle worker already claimed, and runs it once', async () => {
+    const c = await startConveyor({ concurrency: 2, lambdas: [{ name: 'ok', handler: async (p) => ({ echo: p }) }] });
+    // Let the worker's first (empty) claim clear its lambda's ready mark.
+    await c.waitFor((await c.submit('ok', { warm: true })).id);
+    const t = await c.submit('ok', { n: 1 });
+    expect(t).toMatchObject({ state: 'CLAIMED', attempt: 1 });
+    const done = await c.waitFor(t.id);
+    expect(done).toMatchObject({ state: 'SUCCESS', attempt: 1, result: { echo: { n: 1 } } });
+    expect((await c.get(t.id, { attempts: true })).attempts).toHaveLength(1);
+  });
+});
