@@ -54,6 +54,8 @@ async function round1() {
           lambda: 'bench',
           collection: null,
           state: 'ENQUEUED',
+          attempt: 0,
+          workerId: null,
           payload,
           priority: 0,
           runAt: at,

@@ -42,7 +42,7 @@ export type ClaimedRow = Pick<
 >;
 
 /** The claimed fields of a task row. */
-export function claimedOf(r: TaskRow): ClaimedRow {
+export function claimedFields(r: TaskRow): ClaimedRow {
   return {
     id: r.id,
     lambda: r.lambda,

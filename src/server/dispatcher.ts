@@ -184,23 +184,22 @@ export class Dispatcher implements Handout {
 
   /**
    * Handout: a place for each fresh ready task whose lambda has no older ready task (those are
-   * claimed first, in order), while a worker of the lambda has credit. No claim statement
-   * follows for the tasks placed, so no commit is saved by waiting for a batch: any free place
-   * takes one. A lambda whose task found no place is ready from here on.
+   * claimed first, in order: ready ones the dispatcher knows of, and those this transaction
+   * made ready before the insert, such as a parent's children), while a worker of the lambda
+   * has credit. A worker with an idle handler comes before one whose places are only buffer,
+   * and the workers take turns. No claim statement follows for the tasks placed, so no commit
+   * is saved by waiting for a batch (worthClaiming's rule): any free place takes one. A lambda
+   * whose task found no place is ready from here on.
    */
-  assign(_ops: StoreOps, tasks: ReadonlyArray<{ id: string; lambda: string }>): Array<HandoutPlace | null> {
+  assign(ops: StoreOps, tasks: ReadonlyArray<{ id: string; lambda: string }>): Array<HandoutPlace | null> {
     const out: Array<HandoutPlace | null> = new Array(tasks.length).fill(null);
     if (this.sessions.size === 0) return out;
     const leaseUntil = this.opts.clock.now() + this.opts.leaseMs;
     const sessions = [...this.sessions.values()];
     for (let i = 0; i < tasks.length; i++) {
       const { lambda } = tasks[i] as { lambda: string };
-      if (this.ready.has(lambda)) continue;
-      let s: Session | undefined;
-      for (let k = 0; k < sessions.length && !s; k++) {
-        const c = sessions[(this.rotate + k) % sessions.length] as Session;
-        if (c.credit > 0 && c.lambdas.has(lambda)) s = c;
-      }
+      if (this.ready.has(lambda) || ops.enqueued.has(lambda)) continue;
+      const s = this.placeFor(sessions, lambda);
       if (!s) {
         this.ready.add(lambda);
         continue;
@@ -210,6 +209,22 @@ export class Dispatcher implements Handout {
       out[i] = new Place(s, leaseUntil);
     }
     return out;
+  }
+
+  /** The next worker in turn for a task of this lambda: one with an idle handler if any, else one with a free place. */
+  private placeFor(sessions: Session[], lambda: string): Session | undefined {
+    let spare: Session | undefined;
+    for (let k = 0; k < sessions.length; k++) {
+      const s = sessions[(this.rotate + k) % sessions.length] as Session;
+      if (s.credit <= 0 || !s.lambdas.has(lambda)) continue;
+      if (s.outstanding < s.concurrency) {
+        this.rotate = (this.rotate + k + 1) % sessions.length;
+        return s;
+      }
+      spare ??= s;
+    }
+    if (spare) this.rotate = (sessions.indexOf(spare) + 1) % sessions.length;
+    return spare;
   }
 
   /** Handout: the placed tasks that were written go out after the commit; the others give their places back. */

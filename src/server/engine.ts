@@ -142,6 +142,7 @@ export class Engine {
           if (isUnavailable(err)) this.log.warn({ err }, 'store unavailable: the writes of this flush failed');
           else this.log.warn({ err }, 'group commit rolled back; retrying its writes one by one');
         },
+        discarded: (ops) => this.dispatcher.forget(ops),
       },
     );
     this.ingest = new Ingest(this, { maxQueue: config.maxQueue, writers: config.ingestWriters, batchMax: config.batchMax });

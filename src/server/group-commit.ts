@@ -32,6 +32,8 @@ export interface GroupCommitHooks {
   afterCommit?(ops: StoreOps): void;
   /** A flush rolled back: nothing it claimed exists. */
   afterRollback?(ops: StoreOps | null, err: unknown): void;
+  /** A write retried alone failed: nothing its transaction handed out exists (a refused write is routine: no log). */
+  discarded?(ops: StoreOps): void;
 }
 
 /**
@@ -178,12 +180,20 @@ export class GroupCommit {
 
   private async runAlone(batch: Queued[]): Promise<void> {
     for (const item of batch) {
+      let opsIn: StoreOps | null = null;
       try {
-        const { out, ops } = await this.store.transactionWith((ops) => item.op(ops), { sync: item.durable });
+        const { out, ops } = await this.store.transactionWith(
+          (ops) => {
+            opsIn = ops;
+            return item.op(ops);
+          },
+          { sync: item.durable },
+        );
         this.hooks.committed?.(ops);
         item.resolve(out);
         this.hooks.afterCommit?.(ops);
       } catch (err) {
+        if (opsIn) this.hooks.discarded?.(opsIn);
         item.reject(err);
       }
     }

@@ -1,6 +1,6 @@
 import type { GateLookup } from '../core/gate.js';
 import { type Placement, place } from '../core/placement.js';
-import { type ClaimedRow, claimedOf, type NewTask, type TaskRow } from '../core/task.js';
+import { type ClaimedRow, claimedFields, type NewTask, type TaskRow } from '../core/task.js';
 import { isDead, isTerminal, type TaskState, targetState } from '../core/task-state.js';
 import { ConveyorError } from '../errors.js';
 import type { InsertRow } from './driver.js';
@@ -106,7 +106,7 @@ export async function insertTasks(ops: StoreOps, tasks: NewTask[], gate: GateLoo
       const task = taskRowOf(r);
       out[rowIndex[j]] = { task, created: true };
       ops.inserted.add(r.id);
-      if (place) written.push({ place, row: claimedOf(task) });
+      if (place) written.push({ place, row: claimedFields(task) });
     } else {
       if (r.idempotencyKey !== null) lost.push(r.idempotencyKey);
       if (place) unwritten.push(place);

@@ -72,6 +72,40 @@ describe('hand-out at insert (Dispatcher as the store Handout)', () => {
     expect(d.mayHaveReady('mail')).toBe(true);
   });
 
+  it('does not hand out ahead of tasks the same transaction made ready (the children of a parent, say)', async () => {
+    const d = dispatcher();
+    d.attach(session('a', ['mail'], 2));
+    await d.claimPhase(tx(async () => ({ rows: [], overdueShort: false })));
+    const ops = tx();
+    ops.enqueued.add('mail');
+    expect(d.assign(ops, [{ id: 't1', lambda: 'mail' }])).toEqual([null]);
+    expect(d.assign(tx(), [{ id: 't2', lambda: 'mail' }])[0]?.workerId).toBe('worker-a');
+  });
+
+  it('gives workers turns, idle handlers before buffer places', async () => {
+    const d = dispatcher();
+    const a = session('a', ['mail'], 4);
+    const b = session('b', ['mail'], 4);
+    a.concurrency = b.concurrency = 2;
+    d.attach(a);
+    d.attach(b);
+    await d.claimPhase(tx(async () => ({ rows: [], overdueShort: false })));
+    const who = (n: number) =>
+      d
+        .assign(
+          tx(),
+          Array.from({ length: n }, (_, i) => ({ id: `t${i}`, lambda: 'mail' })),
+        )
+        .map((p) => p?.workerId.slice(-1));
+    const first = who(4);
+    expect(first.filter((w) => w === 'a')).toHaveLength(2);
+    expect(first.filter((w) => w === 'b')).toHaveLength(2);
+    expect(first[0]).not.toBe(first[1]);
+    // Both workers' handlers are busy now; a frees one: the next task goes to it, not to b's buffer.
+    a.outstanding = 1;
+    expect(who(1)).toEqual(['a']);
+  });
+
   it('sends what was written after the commit, and gives back the places of what was not', async () => {
     const d = dispatcher();
     const a = session('a', ['mail'], 3);

@@ -233,6 +233,20 @@ describe('task lifecycle (embedded, SQLite)', () => {
     for (const o of outcomes) if (o.status === 'fulfilled') expect((await c.waitFor(o.value.id)).state).toBe('SUCCESS');
   });
 
+  it('gives a worker back the place of a task whose write failed after it was handed out', async () => {
+    const dir = tempDir();
+    const c = await startConveyor({ concurrency: 1, prefetch: 0, lambdas: [ok], store: join(dir, 'deps.db') });
+    const parent = await c.waitFor((await c.submit('ok', {})).id);
+    const db = new Database(join(dir, 'deps.db'));
+    db.exec(`CREATE TRIGGER poison BEFORE INSERT ON task_deps BEGIN SELECT RAISE(ABORT, 'poisoned'); END`);
+    db.close();
+    // One group commit: the child, ready at once (its parent is done), takes the worker's one
+    // place as it is inserted; then its dependency row is refused and it is written again alone.
+    const outcomes = await Promise.allSettled([c.submit('ok', {}, { dependsOn: [parent.id] }), c.submit('ok', { n: 1 })]);
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'fulfilled']);
+    for (let i = 0; i < 3; i++) expect((await c.waitFor((await c.submit('ok', { i })).id, { timeoutMs: 5000 })).state).toBe('SUCCESS');
+  });
+
   it('runs a child after its parents succeeded, and cancels it when a parent fails for good', async () => {
     const ended = new Map<string, number>();
     const started = new Map<string, number>();

@@ -3,11 +3,11 @@ import { ManualClock, seededRandom } from '../../clock.js';
 import { type GateLookup, gateLookupOf, openGates } from '../../core/gate.js';
 import { IdGenerator } from '../../core/ids.js';
 import { type LambdaConfig, lambdaConfigOf } from '../../core/lambda.js';
-import { claimedOf, type NewTask, type TaskRow } from '../../core/task.js';
+import { claimedFields, type NewTask, type TaskRow } from '../../core/task.js';
 import type { Driver } from '../driver.js';
 import { Store, type StoreOps } from '../store.js';
 
-export const pick = claimedOf;
+export const pick = claimedFields;
 
 /** What the contract suite needs from a dialect: a fresh, empty, migrated driver per test. */
 export interface ContractTarget {
