@@ -247,6 +247,17 @@ describe('task lifecycle (embedded, SQLite)', () => {
     for (let i = 0; i < 3; i++) expect((await c.waitFor((await c.submit('ok', { i })).id, { timeoutMs: 5000 })).state).toBe('SUCCESS');
   });
 
+  it('gives a worker back the place of a task whose insert the store refused', async () => {
+    const dir = tempDir();
+    const c = await startConveyor({ concurrency: 1, prefetch: 0, lambdas: [ok], store: join(dir, 'refuse.db') });
+    await c.waitFor((await c.submit('ok', {})).id);
+    const db = new Database(join(dir, 'refuse.db'));
+    db.exec(`CREATE TRIGGER poison BEFORE INSERT ON tasks WHEN NEW.key = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END`);
+    db.close();
+    await expect(c.submit('ok', {}, { key: 'poison' })).rejects.toThrow();
+    for (let i = 0; i < 3; i++) expect((await c.waitFor((await c.submit('ok', { i })).id, { timeoutMs: 5000 })).state).toBe('SUCCESS');
+  });
+
   it('runs a child after its parents succeeded, and cancels it when a parent fails for good', async () => {
     const ended = new Map<string, number>();
     const started = new Map<string, number>();
