@@ -17,7 +17,7 @@ export interface StoreContext {
   timing: Timing;
   /** The settings of a lambda, for its backoff when an attempt fails. */
   lambda(name: string): LambdaConfig | undefined;
-  /** Gives fresh ready tasks to workers as they are inserted (the server's dispatcher); none in the store's own tests. */
+  /** Gives fresh ready tasks to workers as they are inserted: the server's dispatcher; without one, inserts leave them ENQUEUED. */
   handout?: Handout;
 }
 

@@ -7,8 +7,6 @@ import { claimedFields, type NewTask, type TaskRow } from '../../core/task.js';
 import type { Driver } from '../driver.js';
 import { Store, type StoreOps } from '../store.js';
 
-export const pick = claimedFields;
-
 /** What the contract suite needs from a dialect: a fresh, empty, migrated driver per test. */
 export interface ContractTarget {
   name: string;
@@ -80,7 +78,7 @@ export class Harness {
     const byId = new Map(rows.map((r) => [r.id, r]));
     return claimed.map((c) => {
       const r = byId.get(c.id) as TaskRow;
-      expect(c).toEqual(pick(r));
+      expect(c).toEqual(claimedFields(r));
       return r;
     });
   }
