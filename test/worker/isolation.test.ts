@@ -47,6 +47,20 @@ for (const kind of ['process', 'thread'] as const) {
       expect((await c.waitFor((await c.submit('fine', 2)).id)).state).toBe('SUCCESS');
     }, 90_000);
 
+    it('restarts an isolate that keeps crashing only after a doubling backoff', async () => {
+      const { c } = await setup();
+      // One crash a task, one task after another: the k-th restart waits 100 * 2^(k-2) ms.
+      const ends: number[] = [];
+      for (let k = 0; k < 5; k++) {
+        const t = await c.waitFor((await c.submit('exits', null, { maxAttempts: 1 })).id, { timeoutMs: 20_000 });
+        expect(t.state).toBe('FATAL_FAILURE');
+        ends.push(Date.parse(t.finishedAt as string));
+      }
+      const gaps = ends.slice(1).map((e, i) => e - ends[i]);
+      // Lower bounds only: a slow machine may take longer, never shorter.
+      for (const [i, gap] of gaps.entries()) expect(gap).toBeGreaterThanOrEqual(100 * 2 ** i - 5);
+    }, 40_000);
+
     it('kills an isolate whose handler ignores the abort at its timeout', async () => {
       const { c } = await setup();
       const t = await c.waitFor((await c.submit('ignores-abort')).id, { timeoutMs: 20_000 });
