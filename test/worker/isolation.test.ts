@@ -49,7 +49,7 @@ for (const kind of ['process', 'thread'] as const) {
 
     it('restarts an isolate that keeps crashing only after a doubling backoff', async () => {
       const { c } = await setup();
-      // One crash a task, one task after another: the k-th restart waits 100 * 2^(k-2) ms.
+      // One crash a task, one task after another: after the k-th crash the restart waits 100 * 2^(k-1) ms.
       const ends: number[] = [];
       for (let k = 0; k < 5; k++) {
         const t = await c.waitFor((await c.submit('exits', null, { maxAttempts: 1 })).id, { timeoutMs: 20_000 });
