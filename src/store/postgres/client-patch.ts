@@ -2,15 +2,15 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
-/** What scripts/patch-deps.mjs writes into postgres.js when it guards the closed-socket write. */
-const MARKER = '/* conveyor: closed-socket guard */';
+/** What scripts/patch-deps.mjs writes into postgres.js with each of its guards. */
+const MARKERS = ['/* conveyor: closed-socket guard */', '/* conveyor: type-fetch guard */'];
 
 let checked = false;
 
 /**
- * Warns once per process when the installed postgres.js lacks the closed-socket guard that
- * scripts/patch-deps.mjs adds on install (skipped, say, by an install with --ignore-scripts):
- * without it a PostgreSQL restart under load can end this process with a TypeError.
+ * Warns once per process when the installed postgres.js lacks a guard that scripts/patch-deps.mjs
+ * adds on install (skipped, say, by an install with --ignore-scripts): without them a PostgreSQL
+ * restart or outage can end this process (a TypeError, or an unhandled rejection).
  */
 export function warnIfClientUnpatched(): void {
   if (checked) return;
@@ -23,9 +23,9 @@ export function warnIfClientUnpatched(): void {
   } catch {
     return;
   }
-  if (!text.includes(MARKER)) {
+  if (!MARKERS.every((m) => text.includes(m))) {
     process.emitWarning(
-      'the postgres client is not patched (run `node scripts/patch-deps.mjs`); a PostgreSQL restart under load may crash this process',
+      'the postgres client is not patched (run `node scripts/patch-deps.mjs`); a PostgreSQL restart or outage may crash this process',
       { code: 'CONVEYOR_PG_UNPATCHED' },
     );
   }

@@ -114,8 +114,9 @@ interface Listener {
  * the pool is replaced (liveness.ts); every call settles within the statement timeout and a margin whatever
  * happens (ping within PING_TIMEOUT_MS). listen() subscriptions come back by themselves after
  * a reconnect (postgres.js re-runs LISTEN when its connection closes; a replaced pool LISTENs
- * anew) and call their onListen again. A connection closing with a write pending crashed the
- * process inside postgres.js 3.4.x; scripts/patch-deps.mjs guards that on install.
+ * anew) and call their onListen again. Two faults crashed the process inside postgres.js 3.4.x,
+ * a connection closing with a write pending and one ending while it fetched the array types (a
+ * pool replaced during an outage); scripts/patch-deps.mjs guards both on install.
  */
 export class PostgresDriver implements Driver {
   readonly dialect = 'postgres' as const;
