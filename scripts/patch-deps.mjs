@@ -16,7 +16,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
-export const PATCHES = [
+const PATCHES = [
   {
     name: 'closed-socket guard',
     marker: '/* conveyor: closed-socket guard */',

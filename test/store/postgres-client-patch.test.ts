@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { missingGuards } from '../../src/store/postgres/client-patch.js';
 import { describeIf, PG_URL, pgUnreachable } from '../pg/pg-env.js';
 
 // scripts/patch-deps.mjs guards two places in postgres.js that can crash the process when
@@ -22,6 +23,14 @@ describe('postgres client patch', () => {
     }
     execFileSync(process.execPath, ['scripts/patch-deps.mjs']);
     expect(files.map((f) => readFileSync(f, 'utf8'))).toEqual(before);
+  });
+
+  it('names the guards a client lacks, which the server warns about at start', () => {
+    const installed = readFileSync(files[0] as string, 'utf8');
+    expect(missingGuards(installed)).toEqual([]);
+    const withoutTypeFetch = installed.replace('/* conveyor: type-fetch guard */', '');
+    expect(missingGuards(withoutTypeFetch)).toEqual(['type-fetch guard']);
+    expect(missingGuards('')).toEqual(['closed-socket guard', 'type-fetch guard']);
   });
 });
 

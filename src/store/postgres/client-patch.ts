@@ -2,8 +2,15 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
-/** What scripts/patch-deps.mjs writes into postgres.js with each of its guards. */
-const MARKERS = ['/* conveyor: closed-socket guard */', '/* conveyor: type-fetch guard */'];
+/** What scripts/patch-deps.mjs writes into postgres.js with each of its guards, by guard. */
+const MARKERS = { 'closed-socket guard': '/* conveyor: closed-socket guard */', 'type-fetch guard': '/* conveyor: type-fetch guard */' };
+
+/** The guards that postgres.js's connection.js (its text) lacks. */
+export function missingGuards(text: string): string[] {
+  return Object.entries(MARKERS)
+    .filter(([, marker]) => !text.includes(marker))
+    .map(([name]) => name);
+}
 
 let checked = false;
 
@@ -23,9 +30,10 @@ export function warnIfClientUnpatched(): void {
   } catch {
     return;
   }
-  if (!MARKERS.every((m) => text.includes(m))) {
+  const missing = missingGuards(text);
+  if (missing.length) {
     process.emitWarning(
-      'the postgres client is not patched (run `node scripts/patch-deps.mjs`); a PostgreSQL restart or outage may crash this process',
+      `the postgres client lacks its ${missing.join(' and ')} (run \`node scripts/patch-deps.mjs\`); a PostgreSQL restart or outage may crash this process`,
       { code: 'CONVEYOR_PG_UNPATCHED' },
     );
   }
