@@ -190,12 +190,18 @@ export class PostgresDriver implements Driver {
       const work = () =>
         this.sql.begin(async (tx) => {
           const exec = execOn(tx);
-          if (!sync) await exec('txAsyncCommit', []);
-          return fn(new PostgresQueries(exec)).catch((err: unknown) => {
+          // Not awaited: postgres.js pipelines it ahead of fn's first statement, so it costs no
+          // round trip of its own (awaited, it added 0.1-0.4 ms to a submit's p50).
+          const begun = exec(sync ? 'txBegin' : 'txBeginAsyncCommit', []).catch((err: unknown) => {
+            if (connectionLost(err)) return NEVER; // see connectionLost
+            throw err;
+          });
+          const done = fn(new PostgresQueries(exec)).catch((err: unknown) => {
             if (connectionLost(err)) return NEVER as Promise<T>; // see connectionLost
             own.add(err);
             throw err;
           });
+          return (await Promise.all([begun, done]))[1];
         }) as Promise<T>;
       const out = await this.liveness.guard(work, 'transaction', this.clientTimeoutMs);
       if (!sync) this.asyncCommits++;
