@@ -66,6 +66,40 @@ export type InsertRow = Omit<NewTask, 'dependsOn'> & {
   now: number;
 };
 
+/**
+ * Whether the rows differ only in id, payload and run_at and carry no idempotency key (tasks of
+ * one lambda submitted together: an ingest request, a submitMany, one flush's submits). Both
+ * dialects insert such a batch with only those three bound a row (taskInsertUniform).
+ */
+export function uniformRows(rows: InsertRow[]): boolean {
+  const f = rows[0];
+  if (!f || f.idempotencyKey !== null) return false;
+  for (let i = 1; i < rows.length; i++) {
+    const r = rows[i] as InsertRow;
+    if (
+      r.idempotencyKey !== null ||
+      r.lambda !== f.lambda ||
+      r.collection !== f.collection ||
+      r.state !== f.state ||
+      r.priority !== f.priority ||
+      r.key !== f.key ||
+      r.ordered !== f.ordered ||
+      r.maxAttempts !== f.maxAttempts ||
+      r.timeoutMs !== f.timeoutMs ||
+      r.reason !== f.reason ||
+      r.hold !== f.hold ||
+      r.depsPending !== f.depsPending ||
+      r.nextCheckAt !== f.nextCheckAt ||
+      r.finishedAt !== f.finishedAt ||
+      r.attempt !== f.attempt ||
+      r.workerId !== f.workerId ||
+      r.now !== f.now
+    )
+      return false;
+  }
+  return true;
+}
+
 /** A row that reached a terminal state, with what its follow-ups need. */
 export interface EndedRow {
   id: string;

@@ -19,9 +19,6 @@ const DIALECT_ONLY: Record<(typeof DIALECTS)[number], Record<string, string>> = 
     // PostgreSQL's taskDelete removes a task's attempts and dependency links in one statement.
     attemptDeleteByTask: 'PostgreSQL deletes attempts inside taskDelete',
     depDeleteByTask: 'PostgreSQL deletes dependency links inside taskDelete',
-    // better-sqlite3 binds every value of a row on its own, and a row of alike tasks binds
-    // three values here instead of nineteen; PostgreSQL's taskInsert binds one array a column.
-    taskInsertUniform: 'PostgreSQL binds a batch as one array a column, not one value a row',
   },
   postgres: {
     // SQLite is one process (capabilities.multiProcess false): nobody to wake, so its notify is

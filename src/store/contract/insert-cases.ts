@@ -18,10 +18,14 @@ export function insertCases(harness: () => Harness): void {
 
     it('keeps every column of every row of a batch, whether its rows are alike or not', async () => {
       const h = harness();
-      // Alike rows (one lambda, differing in id, payload and runAt) take a cheaper path on
-      // SQLite (taskInsertUniform); each later batch differs from its first row in one column.
+      // Alike rows (one lambda, differing in id, payload and runAt) take a cheaper path
+      // (taskInsertUniform), which binds the shared columns once: the alike batches carry other
+      // values than the defaults in those. Each later batch differs from its first row in one column.
       const now = h.clock.now();
+      const shared = { collection: 'c1', priority: 5, key: 'k', maxAttempts: 9, timeoutMs: 4321 };
       const alike = [0, 1, 2].map((n) => h.task({ payload: JSON.stringify({ n }), runAt: now - n }));
+      const alikeShared = [0, 1, 2].map((n) => h.task({ ...shared, payload: JSON.stringify({ n }), runAt: now - n }));
+      const alikeLater = [0, 1, 2].map((n) => h.task({ payload: JSON.stringify({ n }), runAt: now + 5000 }));
       const variants: Array<Partial<NewTask>> = [
         { lambda: 'other' },
         { collection: 'c1' },
@@ -33,13 +37,16 @@ export function insertCases(harness: () => Harness): void {
         { runAt: now + 5000 },
         { idempotencyKey: 'only-this-one' },
       ];
-      const batches = [alike, ...variants.map((v) => [h.task(), h.task(v), h.task()])];
+      const batches = [alike, alikeShared, alikeLater, ...variants.map((v) => [h.task(), h.task(v), h.task()])];
       for (const batch of batches) {
         const rows = await h.insert(...batch);
         for (const [i, t] of batch.entries()) {
           const got = await h.get(rows[i].id);
           const { dependsOn: _, ...want } = t;
           expect(got).toMatchObject(want);
+          // The placement's columns too: a later run waits as NEW until its time.
+          if (batch === alikeLater) expect(got).toMatchObject({ state: 'NEW', nextCheckAt: now + 5000, attempt: 0 });
+          if (batch === alike) expect(got).toMatchObject({ state: 'ENQUEUED', hold: null, depsPending: 0 });
         }
       }
     });

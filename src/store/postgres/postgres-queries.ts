@@ -1,17 +1,18 @@
 import { type Gate, WHOLE_LAMBDA } from '../../core/gate.js';
 import type { AttemptRow } from '../../core/task.js';
 import type { TaskState } from '../../core/task-state.js';
-import type {
-  ClaimParams,
-  FailItem,
-  FencedItem,
-  InsertRow,
-  LambdaRow,
-  ListParams,
-  PlaceItem,
-  Queries,
-  StartItem,
-  SucceedItem,
+import {
+  type ClaimParams,
+  type FailItem,
+  type FencedItem,
+  type InsertRow,
+  type LambdaRow,
+  type ListParams,
+  type PlaceItem,
+  type Queries,
+  type StartItem,
+  type SucceedItem,
+  uniformRows,
 } from '../driver.js';
 import { attemptOf, claimedOf, endedOf, taskOf } from '../rows.js';
 
@@ -36,6 +37,34 @@ export class PostgresQueries implements Queries {
 
   async taskInsertMany(rows: InsertRow[]) {
     if (rows.length === 0) return new Set<string>();
+    if (uniformRows(rows)) {
+      const f = rows[0];
+      const out = await this.exec('taskInsertUniform', [
+        ...columns(
+          rows,
+          (r) => r.id,
+          (r) => r.payload,
+          (r) => r.runAt,
+        ),
+        f.lambda,
+        f.collection,
+        f.state,
+        f.priority,
+        f.key,
+        f.ordered ? 1 : 0,
+        f.maxAttempts,
+        f.timeoutMs,
+        f.reason,
+        f.hold,
+        f.depsPending,
+        f.nextCheckAt,
+        f.finishedAt,
+        f.attempt,
+        f.workerId,
+        f.now,
+      ]);
+      return idSet(out);
+    }
     const out = await this.exec('taskInsert', [
       ...columns(
         rows,

@@ -2,7 +2,7 @@ import type { Gate } from '../../core/gate.js';
 import { WHOLE_LAMBDA } from '../../core/gate.js';
 import type { AttemptRow, TaskRow } from '../../core/task.js';
 import type { TaskState } from '../../core/task-state.js';
-import type { EndedRow, InsertRow, LambdaRow, Queries } from '../driver.js';
+import { type EndedRow, type InsertRow, type LambdaRow, type Queries, uniformRows } from '../driver.js';
 import { attemptOf, claimedOf, endedOf, taskOf } from '../rows.js';
 import { storeErrorOf } from '../store-error.js';
 import type { SqliteDriver } from './sqlite-driver.js';
@@ -47,7 +47,7 @@ export function sqliteQueries(d: SqliteDriver): Queries {
     async taskInsertMany(rows) {
       const insertChunk = (chunk: InsertRow[]) => {
         const params: unknown[] = [];
-        if (uniform(chunk)) {
+        if (uniformRows(chunk)) {
           for (const r of chunk) params.push(r.id, r.payload, r.runAt);
           const f = chunk[0] as InsertRow;
           params.push(f.lambda, f.collection, f.state, f.priority, f.key, b(f.ordered), f.maxAttempts, f.timeoutMs);
@@ -254,36 +254,6 @@ export function sqliteQueries(d: SqliteDriver): Queries {
     // One process owns a SQLite file (capabilities.multiProcess is false): nobody to wake.
     async notify() {},
   };
-}
-
-/** Whether the rows differ only in id, payload and run_at (and carry no idempotency key): see taskInsertUniform. */
-function uniform(rows: InsertRow[]): boolean {
-  const f = rows[0];
-  if (!f || f.idempotencyKey !== null) return false;
-  for (let i = 1; i < rows.length; i++) {
-    const r = rows[i] as InsertRow;
-    if (
-      r.idempotencyKey !== null ||
-      r.lambda !== f.lambda ||
-      r.collection !== f.collection ||
-      r.state !== f.state ||
-      r.priority !== f.priority ||
-      r.key !== f.key ||
-      r.ordered !== f.ordered ||
-      r.maxAttempts !== f.maxAttempts ||
-      r.timeoutMs !== f.timeoutMs ||
-      r.reason !== f.reason ||
-      r.hold !== f.hold ||
-      r.depsPending !== f.depsPending ||
-      r.nextCheckAt !== f.nextCheckAt ||
-      r.finishedAt !== f.finishedAt ||
-      r.attempt !== f.attempt ||
-      r.workerId !== f.workerId ||
-      r.now !== f.now
-    )
-      return false;
-  }
-  return true;
 }
 
 function guard<T>(fn: () => T): T {

@@ -33,6 +33,24 @@ SELECT id, lambda, collection, state, payload, priority, run_at, key, ordered <>
 ON CONFLICT DO NOTHING
 RETURNING id;
 
+-- name: taskInsertUniform
+-- taskInsert for a batch whose rows differ only in id, payload and run_at (see uniformRows in
+-- store/driver.ts): three arrays instead of nineteen, the other columns bound once. Measured
+-- with batches of 500: 17.4 us a row against 22-25 in all, and the client's CPU to encode the
+-- parameters 4 us a row against 7-9.
+-- $1 ids, $2 payloads, $3 run_ats (arrays); $4 lambda, $5 collection, $6 state, $7 priority,
+-- $8 key, $9 ordered (0/1), $10 max attempts, $11 timeout, $12 reason, $13 hold, $14 deps
+-- pending, $15 next check, $16 finished at, $17 attempt (also the tries), $18 worker, $19 now.
+INSERT INTO tasks (id, lambda, collection, state, payload, priority, run_at, key, ordered, idempotency_key,
+                   max_attempts, timeout_ms, reason, hold, deps_pending, next_check_at, finished_at,
+                   attempt, tries, worker_id, created_at, updated_at)
+SELECT v.id, $4::text, $5::text, $6::text, v.payload, $7::int, v.run_at, $8::text, $9::int <> 0, NULL,
+       $10::int, $11::bigint, $12::text, $13::text, $14::int, $15::bigint, $16::bigint, $17::int, $17::int,
+       $18::text, $19::bigint, $19::bigint
+  FROM unnest($1::text[], $2::text[], $3::bigint[]) AS v(id, payload, run_at)
+ON CONFLICT DO NOTHING
+RETURNING id;
+
 -- name: taskById
 -- $1 ids
 SELECT * FROM tasks WHERE id = ANY($1::text[]);
