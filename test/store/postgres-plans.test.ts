@@ -47,3 +47,32 @@ describeIf(await pgUnreachable(), 'PostgreSQL plans of batch updates', () => {
     expect(plain(await sql.unsafe('EXPLAIN SELECT COUNT(*) FROM tasks'))).toContain('Seq Scan on tasks');
   });
 });
+
+// The settings take effect only if every write transaction opens with them: the driver's own
+// transaction() sends txBegin (durable) or txBeginAsyncCommit (worker reports) before anything else.
+describeIf(await pgUnreachable(), 'PostgreSQL write transactions', () => {
+  it('open with the keyed-plan settings, and reports with the asynchronous commit too', async () => {
+    const { url } = freshSchema();
+    const driver = new PostgresDriver({ url, maxConnections: 2 });
+    onCleanup(() => driver.close());
+    await driver.migrate();
+    const sql = (driver as unknown as { sql: postgres.Sql }).sql;
+    const firsts: string[] = [];
+    const begin = sql.begin.bind(sql) as (fn: (tx: postgres.TransactionSql) => unknown) => Promise<unknown>;
+    // Records the first statement each transaction sends, then runs it as it was.
+    (sql as unknown as { begin: typeof begin }).begin = (fn) =>
+      begin((tx) => {
+        const unsafe = tx.unsafe.bind(tx);
+        let first = true;
+        tx.unsafe = ((text: string, ...rest: never[]) => {
+          if (first) firsts.push(text);
+          first = false;
+          return unsafe(text, ...rest);
+        }) as typeof tx.unsafe;
+        return fn(tx);
+      });
+    await driver.transaction((q) => q.taskByIds(['none']));
+    await driver.transaction((q) => q.taskByIds(['none']), { sync: false });
+    expect(firsts).toEqual([SQL.txBegin, SQL.txBeginAsyncCommit]);
+  });
+});
