@@ -376,12 +376,16 @@ export class Engine {
   /** The server side of a worker connection: feed it the worker's frames. */
   connectWorker(link: WorkerLink): { onFrame(f: WorkerFrame): void; onClose(): void } {
     let session: Session | null = null;
+    let closed = false;
     return {
       onFrame: (f) => {
         if (f.type === 'hello') {
           void this.hello(link, f).then(
             (s) => {
-              session = s;
+              // A connection that closed while its hello was written: no session may outlive it,
+              // or the dispatcher would hand its places tasks that only a lease expiry brings back.
+              if (closed) this.dispatcher.detach(s.id);
+              else session = s;
             },
             (err: unknown) => {
               const e = err instanceof ConveyorError ? err : new ConveyorError('validation_failed', String((err as Error)?.message ?? err));
@@ -398,6 +402,7 @@ export class Engine {
         else if (f.type === 'bye') this.dispatcher.detach(session.id);
       },
       onClose: () => {
+        closed = true;
         if (session) this.dispatcher.detach(session.id);
       },
     };

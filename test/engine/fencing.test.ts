@@ -121,4 +121,29 @@ describe('fencing by attempt', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(w.tasks.length).toBe(5);
   });
+
+  it('keeps no session for a worker whose connection closed while its hello was written', async () => {
+    const engine = await Engine.open(compileServerOptions({ store: join(tempDir(), 'g.db'), heartbeatMs: 1000 }), silentLogger);
+    onCleanup(() => engine.close());
+    engine.start();
+    const tasks: TaskRow[] = [];
+    const frames: ServerFrame[] = [];
+    const side = engine.connectWorker({ sendTasks: (rows) => tasks.push(...rows), send: (f) => frames.push(f), close: () => {} });
+    side.onFrame({
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      workerId: 'gone-during-hello',
+      lambdas: [lambdaConfigOf({ name: 'job' })],
+      capacity: 5,
+      concurrency: 5,
+    });
+    side.onClose(); // before the hello's lambda registration was written
+    await until(() => frames.some((f) => f.type === 'welcome'), 5000, 'the hello to finish');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(engine.dispatcher.all()).toEqual([]);
+    const [{ task }] = await engine.submit([{ lambda: 'job', payload: {} }]);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(tasks).toEqual([]);
+    expect((await engine.get(task.id)).task.state).toBe('ENQUEUED'); // waits for a live worker, holds no lease
+  });
 });
