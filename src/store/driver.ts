@@ -183,6 +183,18 @@ export interface Queries {
   taskByIdempotencyKeys(keys: string[]): Promise<TaskRow[]>;
   /** Which (lambda, key) pairs have a head (an open ordered task not waiting for the key) other than `exceptId`; answered as `lambda\0key`. */
   taskOrderedBusy(pairs: Array<{ lambda: string; key: string; exceptId: string }>): Promise<Set<string>>;
+  /**
+   * taskByIds for a decision that must still hold at the commit (an insert reading the parents
+   * of its tasks): the rows stay locked against other writers until the transaction ends.
+   * Where writers take turns (SQLite) a plain read does.
+   */
+  taskByIdsForUpdate(ids: string[]): Promise<TaskRow[]>;
+  /**
+   * Locks ordered keys against other writers until the transaction ends, taken before a key's
+   * head is looked up or released, so no two writers decide about one key at once. Where
+   * writers take turns (SQLite) there is nothing to lock.
+   */
+  keyLock(pairs: Array<{ lambda: string; key: string }>): Promise<void>;
   depInsertMany(pairs: Array<{ childId: string; parentId: string }>): Promise<void>;
   taskMarkHasChildren(ids: string[]): Promise<void>;
 

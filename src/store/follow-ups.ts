@@ -23,10 +23,9 @@ export async function replaceRows(
 ): Promise<Array<Placement & { lambda: string }>> {
   if (rows.length === 0) return [];
   const now = ops.now();
-  const ordered = rows.filter((r) => r.ordered && r.key !== null);
-  const busy = ordered.length
-    ? await ops.q.taskOrderedBusy(ordered.map((r) => ({ lambda: r.lambda, key: r.key as string, exceptId: r.id })))
-    : new Set<string>();
+  const ordered = rows.filter((r) => r.ordered && r.key !== null).map((r) => ({ lambda: r.lambda, key: r.key as string, exceptId: r.id }));
+  if (ordered.length) await ops.q.keyLock(ordered);
+  const busy = ordered.length ? await ops.q.taskOrderedBusy(ordered) : new Set<string>();
   const items: PlaceItem[] = [];
   const placements: Array<Placement & { lambda: string }> = [];
   for (const r of rows) {
@@ -104,9 +103,11 @@ export async function afterEnded(ops: StoreOps, ended: EndedRow[], gate: GateLoo
       const items = children.map((id) => ({ id, from: fromStates('cancel'), fromHold: 'deps' as const, ...placeFields(c, now) }));
       if (items.length) next.push(...(await ops.q.taskPlaceMany(items, now)));
     }
-    for (const e of wave) {
-      if (!e.ordered || e.key === null) continue;
-      const head = await ops.q.taskKeyNext(e.lambda, e.key);
+    const keyed = wave.filter((e) => e.ordered && e.key !== null);
+    // Before looking for the next task: an insert adding one to the key commits first.
+    if (keyed.length) await ops.q.keyLock(keyed.map((e) => ({ lambda: e.lambda, key: e.key as string })));
+    for (const e of keyed) {
+      const head = await ops.q.taskKeyNext(e.lambda, e.key as string);
       if (head) await replaceRows(ops, [head], gate, { from: null, hold: 'key' });
     }
     wave = next;

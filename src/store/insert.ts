@@ -27,13 +27,15 @@ export async function insertTasks(ops: StoreOps, tasks: NewTask[], gate: GateLoo
   const idemKeys = unique(tasks.map((t) => t.idempotencyKey));
   const existing = new Map((idemKeys.length ? await q.taskByIdempotencyKeys(idemKeys) : []).map((r) => [r.idempotencyKey, r]));
   const outsideParents = parentsOutside(tasks);
+  // Held until the commit: a parent that ends meanwhile must see the children (see the query).
   const parentState = new Map<string, TaskState>(
-    (outsideParents.length ? await q.taskByIds(outsideParents) : []).map((r) => [r.id, r.state]),
+    (outsideParents.length ? await q.taskByIdsForUpdate(outsideParents) : []).map((r) => [r.id, r.state]),
   );
   const orderedPairs = uniqueBy(
     tasks.filter((t) => t.ordered && t.key !== null).map((t) => ({ lambda: t.lambda, key: t.key as string, exceptId: t.id })),
     (p) => key2(p.lambda, p.key),
   );
+  if (orderedPairs.length) await q.keyLock(orderedPairs);
   const busy = orderedPairs.length ? await q.taskOrderedBusy(orderedPairs) : new Set<string>();
 
   const rows: InsertRow[] = [];

@@ -24,6 +24,9 @@ const DIALECT_ONLY: Record<(typeof DIALECTS)[number], Record<string, string>> = 
     // SQLite is one process (capabilities.multiProcess false): nobody to wake, so its notify is
     // a no-op in code and has no statement.
     notify: 'SQLite has no LISTEN/NOTIFY and no other process to wake',
+    // SQLite has one writer at a time: a decision read in a transaction holds until its commit.
+    taskByIdForUpdate: 'SQLite writers take turns: the plain taskById holds',
+    keyLock: 'SQLite writers take turns: nothing decides about a key beside them',
     // Applications share a transaction with Conveyor only on PostgreSQL (a stored function).
     taskEnqueueCall: 'conveyor_enqueue is a PostgreSQL function (migration 0002)',
   },

@@ -101,6 +101,22 @@ export class PostgresQueries implements Queries {
     return keys.length ? (await this.exec('taskByIdempotencyKey', [keys])).map(taskOf) : [];
   }
 
+  async taskByIdsForUpdate(ids: string[]) {
+    return ids.length ? (await this.exec('taskByIdForUpdate', [ids])).map(taskOf) : [];
+  }
+
+  async keyLock(pairs: Array<{ lambda: string; key: string }>) {
+    if (pairs.length === 0) return;
+    await this.exec(
+      'keyLock',
+      columns(
+        pairs,
+        (p) => p.lambda,
+        (p) => p.key,
+      ),
+    );
+  }
+
   async taskOrderedBusy(pairs: Array<{ lambda: string; key: string; exceptId: string }>) {
     if (pairs.length === 0) return new Set<string>();
     const rows = await this.exec(

@@ -81,6 +81,10 @@ export function sqliteQueries(d: SqliteDriver): Queries {
     async taskByIdempotencyKeys(keys) {
       return tasksBy('taskByIdempotencyKey', 'key', keys);
     },
+    async taskByIdsForUpdate(ids) {
+      return tasksBy('taskById', 'id', ids); // one writer at a time: nobody to hold them against
+    },
+    async keyLock() {},
     async taskOrderedBusy(pairs) {
       const busy = new Set<string>();
       for (const p of pairs) if (get('taskOrderedBusy', p)) busy.add(`${p.lambda}\u0000${p.key}`);

@@ -55,6 +55,30 @@ RETURNING id;
 -- $1 ids
 SELECT * FROM tasks WHERE id = ANY($1::text[]);
 
+-- name: taskByIdForUpdate
+-- $1 ids. The parents an insert names in dependsOn. Writers run side by side at READ COMMITTED:
+-- a parent read as running, that ended and committed before the insert marked it as having
+-- children, would never release them. Locked, its end waits for the insert and then sees the
+-- children; one that ended first is read ended. In id order, so that two inserts naming the
+-- same parents take them in the same order. (NO KEY UPDATE, the lock the insert's own update of
+-- has_children takes: a weaker one would have to be upgraded there, and two inserts could
+-- deadlock on that.)
+SELECT * FROM tasks WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE;
+
+-- name: keyLock
+-- $1 lambdas, $2 keys. Transaction-level advisory locks on a 64-bit hash of each ordered key
+-- (the lambda's length first, so that no two pairs spell the same text),
+-- taken before its head is looked up (an insert, a re-placement) or released (an end): two
+-- inserts could otherwise both find a free key and both run, and an end could look for the
+-- next task of its key before a task an insert is adding there is committed. Distinct and
+-- sorted, so that writers locking several keys take them in one order. A hash collision only
+-- makes two keys take turns.
+SELECT pg_advisory_xact_lock(s.h)
+  FROM (SELECT DISTINCT hashtextextended('conveyor key ' || length(v.lambda) || ' ' || v.lambda || v.key, 0) AS h
+          FROM unnest($1::text[], $2::text[]) AS v(lambda, key)
+         ORDER BY 1) AS s
+ ORDER BY s.h;
+
 -- name: taskByIdempotencyKey
 -- $1 idempotency keys
 SELECT * FROM tasks WHERE idempotency_key = ANY($1::text[]);
