@@ -19,6 +19,26 @@ export function withServer(cmd: Command): Command {
     .addOption(new Option('--token <token>', 'bearer token, if the server requires one').env('CONVEYOR_TOKEN'));
 }
 
+/**
+ * --insecure. Its env twin is read by insecureOf, not by commander, which would switch a flag
+ * on whenever its variable exists: CONVEYOR_INSECURE=0 would have allowed an open listener.
+ */
+export function insecureOption(): Option {
+  return new Option('--insecure', 'allow a non-loopback --host without a token (env CONVEYOR_INSECURE=1)');
+}
+
+/** The flag, or CONVEYOR_INSECURE as 1/true/yes (0/false/no or empty: off; anything else is refused). */
+export function insecureOf(flag: unknown, env: string | undefined = process.env.CONVEYOR_INSECURE): boolean {
+  if (flag === true) return true;
+  const v = (env ?? '').trim().toLowerCase();
+  if (v === '' || v === '0' || v === 'false' || v === 'no') return false;
+  if (v === '1' || v === 'true' || v === 'yes') return true;
+  throw new ConveyorError(
+    'validation_failed',
+    `CONVEYOR_INSECURE must be 1, true or yes to allow it (0, false or no not to), not ${JSON.stringify(env)}`,
+  );
+}
+
 export function clientOf(opts: { server: string; token?: string }): ConveyorClient {
   return new ConveyorClient({ server: opts.server, token: opts.token });
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { COMMANDS, cliDoc } from '../../scripts/cli-doc.mjs';
-import { startConveyor } from '../helpers.js';
+import { startConveyor, tempDir } from '../helpers.js';
 
 const run = promisify(execFile);
 const BIN = join(import.meta.dirname, '../../bin/conveyor.js');
@@ -50,7 +50,7 @@ describe('CLI', () => {
   it('prints one line and exits non-zero on bad input or an unreachable server', async () => {
     const c = await startConveyor({ lambdas: [{ name: 'echo', handler: async (p) => p }] });
     const url = await c.listen({ port: 0 });
-    const cases: Array<[string[], RegExp]> = [
+    const cases: Array<[string[], RegExp, Record<string, string>?]> = [
       [['submit', 'nope', '--server', url], /^error: .*nope.* \(unknown_lambda\)\n$/],
       [['submit', 'echo', '{bad', '--server', url], /^error: the payload is not valid JSON.* \(invalid_json\)\n$/],
       [['get', '01ZZZZZZZZZZZZZZZZZZZZZZZZ', '--server', url], /^error: no task .* \(task_not_found\)\n$/],
@@ -63,8 +63,24 @@ describe('CLI', () => {
       [['get', 'x', '--server', 'http://127.0.0.1:1'], /^error: cannot reach http:\/\/127\.0\.0\.1:1 .* \(server_unreachable\)\n$/],
       [['worker', '--server', url], /^error: required option '--lambdas <files...>' not specified \(validation_failed\)\n$/],
     ];
-    for (const [args, message] of cases) {
-      const r = await cli(args);
+    // CONVEYOR_INSECURE=0 means no: an open listener without a token is still refused.
+    const open = ['--host', '0.0.0.0', '--port', '0'];
+    const store = ['--store', join(tempDir(), 'insecure.db')];
+    cases.push(
+      [['server', ...open, ...store], /(^|\n)error: refusing to listen on 0\.0\.0\.0 without a token[^\n]*\n$/, { CONVEYOR_INSECURE: '0' }],
+      [
+        ['dev', ...open, '--db', join(tempDir(), 'dev.db')],
+        /(^|\n)error: refusing to listen on 0\.0\.0\.0 without a token[^\n]*\n$/,
+        { CONVEYOR_INSECURE: 'false' },
+      ],
+      [
+        ['server', ...open, ...store],
+        /^error: CONVEYOR_INSECURE must be 1, true or yes.* \(validation_failed\)\n$/,
+        { CONVEYOR_INSECURE: 'maybe' },
+      ],
+    );
+    for (const [args, message, env] of cases) {
+      const r = await cli(args, env);
       expect({ args, code: r.code }).toEqual({ args, code: 1 });
       expect(r.stderr).toMatch(message);
     }

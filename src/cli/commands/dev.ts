@@ -3,7 +3,7 @@ import { envTwins, serverOptionsFromEnv } from '../../config/env.js';
 import { Conveyor } from '../../conveyor.js';
 import { createLogger } from '../../log.js';
 import { loadLambdaModules } from '../../worker/lambda-loader.js';
-import { action, intArg, listOf, onShutdown } from '../common.js';
+import { action, insecureOf, insecureOption, intArg, listOf, onShutdown } from '../common.js';
 
 export function devCommand(): Command {
   return new Command('dev')
@@ -16,7 +16,7 @@ export function devCommand(): Command {
       new Option('--concurrency <n>', 'handlers running at once').env('CONVEYOR_CONCURRENCY').default(10).argParser(intArg(1, 10_000)),
     )
     .addOption(new Option('--token <token>', 'require this bearer token on /v1 routes').env('CONVEYOR_TOKEN'))
-    .addOption(new Option('--insecure', 'allow a non-loopback --host without a token').env('CONVEYOR_INSECURE'))
+    .addOption(insecureOption())
     .addOption(
       new Option('--grace <ms>', 'on Ctrl-C, how long running handlers may finish')
         .env('CONVEYOR_GRACE_MS')
@@ -26,6 +26,7 @@ export function devCommand(): Command {
     .addHelpText('after', `\nTuning from the environment: ${envTwins().join(', ')}.`)
     .action(
       action(async (opts) => {
+        const insecure = insecureOf(opts.insecure);
         const log = createLogger({ pretty: process.stderr.isTTY });
         const lambdas = await loadLambdaModules(listOf(opts.lambdas));
         const conveyor = new Conveyor({
@@ -37,7 +38,7 @@ export function devCommand(): Command {
           logger: log,
         });
         await conveyor.start();
-        const url = await conveyor.listen({ port: opts.port, host: opts.host, token: opts.token, insecure: Boolean(opts.insecure) });
+        const url = await conveyor.listen({ port: opts.port, host: opts.host, token: opts.token, insecure });
         log.info(
           { store: opts.db, lambdas: lambdas.map((l) => l.name), concurrency: opts.concurrency },
           `Conveyor dev server on ${url} (Ctrl-C to stop)`,

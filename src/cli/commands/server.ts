@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { envTwins, serverOptionsFromEnv } from '../../config/env.js';
 import { Conveyor } from '../../conveyor.js';
 import { createLogger } from '../../log.js';
-import { action, intArg, onShutdown } from '../common.js';
+import { action, insecureOf, insecureOption, intArg, onShutdown } from '../common.js';
 
 export function serverCommand(): Command {
   return new Command('server')
@@ -15,14 +15,15 @@ export function serverCommand(): Command {
     .addOption(new Option('--port <n>', 'HTTP port').env('CONVEYOR_PORT').default(8080).argParser(intArg(0, 65535)))
     .addOption(new Option('--host <addr>', 'address to listen on').env('CONVEYOR_HOST').default('127.0.0.1'))
     .addOption(new Option('--token <token>', 'require this bearer token on /v1 routes and from workers').env('CONVEYOR_TOKEN'))
-    .addOption(new Option('--insecure', 'allow a non-loopback --host without a token').env('CONVEYOR_INSECURE'))
+    .addOption(insecureOption())
     .addHelpText('after', `\nTuning from the environment: ${envTwins().join(', ')}.`)
     .action(
       action(async (opts) => {
+        const insecure = insecureOf(opts.insecure);
         const log = createLogger({ pretty: process.stderr.isTTY });
         const conveyor = new Conveyor({ ...serverOptionsFromEnv(), store: opts.store, logger: log, worker: false });
         await conveyor.start();
-        const url = await conveyor.listen({ port: opts.port, host: opts.host, token: opts.token, insecure: Boolean(opts.insecure) });
+        const url = await conveyor.listen({ port: opts.port, host: opts.host, token: opts.token, insecure });
         log.info({ store: redact(opts.store) }, `Conveyor server on ${url}`);
         process.stdout.write(`${url}\n`);
         onShutdown(() => conveyor.close(), log);
