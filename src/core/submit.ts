@@ -28,13 +28,21 @@ export interface SubmitInput {
 }
 
 /**
- * Names, keys and ids may not hold NUL: PostgreSQL's text cannot store it (SQLite can), and a
- * submit must mean the same on either store.
+ * Names, keys and ids hold text either store keeps as sent: no NUL (PostgreSQL's text cannot
+ * store it; SQLite can, and a submit must mean the same on either store), and no half of a
+ * surrogate pair (JSON can spell one, "\ud800", but it is no character: both stores would
+ * write U+FFFD in its place, and a filter on the value as sent would then never match it).
+ * ajv matches patterns by code point, so a whole pair (an emoji) passes.
  */
-export const NO_NUL = '^[^\\u0000]*$';
-const str = (maxLength: number) => ({ type: 'string', minLength: 1, maxLength, pattern: NO_NUL });
+export const PLAIN_TEXT = '^[^\\u0000\\uD800-\\uDFFF]*$';
+const str = (maxLength: number) => ({ type: 'string', minLength: 1, maxLength, pattern: PLAIN_TEXT });
 /** A collection may not be "*": gates store the whole lambda's gate under that name. */
-export const COLLECTION = { type: 'string', minLength: 1, maxLength: LIMITS.collectionLength, pattern: '^(?!\\*$)[^\\u0000]*$' };
+export const COLLECTION = {
+  type: 'string',
+  minLength: 1,
+  maxLength: LIMITS.collectionLength,
+  pattern: '^(?!\\*$)[^\\u0000\\uD800-\\uDFFF]*$',
+};
 /** The latest time a JavaScript Date can hold (year 275760). */
 const MAX_TIME = 8.64e15;
 const int = (minimum: number, maximum: number) => ({ type: 'integer', minimum, maximum });
@@ -80,8 +88,9 @@ export function describeSchemaError(errors: ErrorObject[], root = ''): string {
   if (e.keyword === 'anyOf' && path.endsWith('runAt')) return `${path} must be an ISO 8601 time or epoch milliseconds (0 to ${MAX_TIME})`;
   if (e.keyword === 'pattern') {
     const pattern = (e.params as { pattern: string }).pattern;
-    if (pattern === NO_NUL) return `${path} must not contain NUL characters`;
-    if (pattern === COLLECTION.pattern) return `${path} must not be "*" (it stands for the whole lambda) nor contain NUL characters`;
+    const chars = 'NUL characters or unpaired surrogates (a lone \\ud800-\\udfff)';
+    if (pattern === PLAIN_TEXT) return `${path} must not contain ${chars}`;
+    if (pattern === COLLECTION.pattern) return `${path} must not be "*" (it stands for the whole lambda) nor contain ${chars}`;
   }
   return `${path || 'body'} ${e.message ?? 'is invalid'}`;
 }
@@ -116,7 +125,7 @@ function runAtMs(input: SubmitInput, now: number, where: string): number {
   if (r === undefined) return now;
   if (r instanceof Date) return r.getTime();
   if (typeof r === 'number') return r;
-  const ms = ISO.test(r) ? Date.parse(r) : Number.NaN;
+  const ms = ISO.test(r) && isCalendarDay(r) ? Date.parse(r) : Number.NaN;
   if (Number.isNaN(ms)) {
     throw new ConveyorError(
       'validation_failed',
@@ -124,6 +133,15 @@ function runAtMs(input: SubmitInput, now: number, where: string): number {
     );
   }
   return ms;
+}
+
+const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** Whether the date part names a day of the calendar: Date.parse rolls 2026-02-30 over to March 2. */
+function isCalendarDay(iso: string): boolean {
+  const [y, m, d] = iso.slice(0, 10).split('-').map(Number) as [number, number, number];
+  const leap = y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
+  return m >= 1 && m <= 12 && d >= 1 && d <= (m === 2 && leap ? 29 : (DAYS[m - 1] as number));
 }
 
 /** The payload as JSON text; a payload that cannot be stored is a validation error, never a crash. */

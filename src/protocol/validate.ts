@@ -1,12 +1,12 @@
 import { Ajv } from 'ajv';
 import { LIMITS, lambdaConfigOf } from '../core/lambda.js';
-import { NO_NUL } from '../core/submit.js';
+import { PLAIN_TEXT } from '../core/submit.js';
 import { ConveyorError } from '../errors.js';
 import { PROTOCOL_VERSION, type WorkerFrame } from './frames.js';
 
 // Frames from a remote worker are input like any request body: checked before they reach
 // the HSC, so a buggy or hostile worker gets an error frame, never a crashed server.
-const id = { type: 'string', minLength: 1, maxLength: 64, pattern: NO_NUL };
+const id = { type: 'string', minLength: 1, maxLength: 64, pattern: PLAIN_TEXT };
 // Bounds the stores can hold: attempts are int32, times integer epoch ms a Date can show.
 const attempt = { type: 'integer', minimum: 0, maximum: 2 ** 31 - 1 };
 const ms = { type: 'integer', minimum: 0, maximum: 8.64e15 };
@@ -26,7 +26,7 @@ const schema = {
       properties: {
         type: { const: 'hello' },
         protocol: { type: 'integer' },
-        workerId: { type: 'string', minLength: 1, maxLength: 256, pattern: NO_NUL },
+        workerId: { type: 'string', minLength: 1, maxLength: 256, pattern: PLAIN_TEXT },
         lambdas: list({ type: 'object', required: ['name'] }, 10_000),
         capacity: { type: 'integer', minimum: 0, maximum: 1_000_000 },
         concurrency: { type: 'integer', minimum: 1, maximum: 1_000_000 },

@@ -122,6 +122,14 @@ describe('HTTP API through a real socket', () => {
       // beyond what a Date can hold: refused, never stored (it could not be shown as a time)
       ['POST', '/v1/tasks', { lambda: 'echo', delayMs: 8.64e15 }, 400, 'validation_failed', /delayMs: the start time/],
       ['POST', '/v1/tasks', { lambda: 'echo', runAt: '+275760-09-14T00:00:00Z' }, 400, 'validation_failed', /runAt/],
+      // days the calendar does not have: refused, not rolled over into the next month
+      ['POST', '/v1/tasks', { lambda: 'echo', runAt: '2026-02-30T12:00:00Z' }, 400, 'validation_failed', /runAt must be an ISO 8601/],
+      ['POST', '/v1/tasks', { lambda: 'echo', runAt: '2027-04-31' }, 400, 'validation_failed', /runAt/],
+      ['POST', '/v1/tasks', { lambda: 'echo', runAt: '2027-02-29' }, 400, 'validation_failed', /runAt/],
+      // half a surrogate pair is no character: a store would keep U+FFFD instead of what was sent
+      ['POST', '/v1/tasks', { lambda: 'echo', key: 'k\ud800' }, 400, 'validation_failed', /key must not contain .*unpaired surrogates/],
+      ['POST', '/v1/tasks', { lambda: 'echo', collection: 'c\udc00' }, 400, 'validation_failed', /collection .*unpaired surrogates/],
+      ['POST', '/v1/tasks', { lambda: 'echo', idempotencyKey: '\udfff' }, 400, 'validation_failed', /idempotencyKey/],
       // NUL cannot be stored by PostgreSQL: refused on every store alike
       ['POST', '/v1/tasks', { lambda: 'echo', key: 'a\u0000b' }, 400, 'validation_failed', /key must not contain NUL/],
       ['POST', '/v1/tasks', { lambda: 'echo', dependsOn: ['a\u0000'] }, 400, 'validation_failed', /dependsOn\.0 must not contain NUL/],
@@ -173,6 +181,11 @@ describe('HTTP API through a real socket', () => {
     // nothing from the refused batch was created
     const list = await call('GET', '/v1/tasks?lambda=echo');
     expect(list.json.tasks).toEqual([]);
+    // the real thing next to what was refused: a leap day, a whole surrogate pair, kept as sent
+    const ok = await call('POST', '/v1/tasks', { lambda: 'echo', runAt: '2028-02-29T00:00:00Z', key: 'k\u{1F600}' });
+    expect(ok.status).toBe(201);
+    const stored = await call('GET', `/v1/tasks/${ok.json.task.id}`);
+    expect(stored.json.task).toMatchObject({ runAt: '2028-02-29T00:00:00.000Z', key: 'k\u{1F600}' });
   });
 
   it('requires the bearer token when one is set, except on /healthz', async () => {
