@@ -19,6 +19,12 @@ export const ERROR_CATALOGUE = {
   task_not_found: { status: 404, description: 'No task has this id.' },
   unknown_lambda: { status: 404, description: 'No worker has registered a lambda of this name and none is configured.' },
   method_not_allowed: { status: 405, description: 'The route exists but not for this HTTP method.' },
+  bad_request: { status: 400, description: 'The request is not well-formed HTTP; the server closes the connection.' },
+  upgrade_required: {
+    status: 426,
+    description: 'The route speaks the worker protocol over a WebSocket (docs/protocol.md): send an upgrade request.',
+  },
+  headers_too_large: { status: 431, description: 'The request line and headers are larger than the server takes (16 KiB in all).' },
   invalid_state: {
     status: 409,
     description: 'The task is in a state that does not allow this operation (e.g. cancelling a running task).',

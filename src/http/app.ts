@@ -6,8 +6,9 @@ import { ConveyorError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Engine } from '../server/engine.js';
 import { authHook } from './auth.js';
-import { errorHandler, sendError } from './errors.js';
+import { clientError, errorHandler, frameworkError, sendError } from './errors.js';
 import { strictJsonBodies } from './json-body.js';
+import { resource } from './route.js';
 import { healthRoutes } from './routes/health.js';
 import { ingestRoutes } from './routes/ingest.js';
 import { lambdaRoutes } from './routes/lambdas.js';
@@ -39,6 +40,8 @@ export async function buildApp(engine: Engine, opts: HttpOptions): Promise<Fasti
     connectionTimeout: 60_000,
     requestTimeout: 60_000,
     keepAliveTimeout: 65_000,
+    frameworkErrors: frameworkError,
+    clientErrorHandler: clientError,
   });
   app.setValidatorCompiler(validatorCompiler);
   strictJsonBodies(app);
@@ -73,6 +76,6 @@ export async function buildApp(engine: Engine, opts: HttpOptions): Promise<Fasti
   ingestRoutes(app, engine);
   metricsRoutes(app, engine);
   dashboardRoutes(app, engine);
-  app.get('/v1/openapi.json', { schema: { hide: true } as never }, async () => app.swagger());
+  resource(app, '/v1/openapi.json', { GET: { schema: { hide: true } as never, handler: async () => app.swagger() } });
   return app;
 }

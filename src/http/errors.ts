@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { describeSchemaError } from '../core/submit.js';
 import { ConveyorError } from '../errors.js';
@@ -41,6 +43,39 @@ export function toConveyorError(err: unknown, log?: Logger): ConveyorError {
 export function sendError(reply: FastifyReply, e: ConveyorError): FastifyReply {
   if (e.retryAfterS !== undefined) reply.header('retry-after', String(e.retryAfterS));
   return reply.code(e.status).type('application/json').send(e.toJSON());
+}
+
+/**
+ * Fastify's errors from before routing (frameworkErrors): a path whose %-escapes do not decode
+ * (%FF, half of a UTF-8 sequence) is the one that reaches here.
+ */
+export function frameworkError(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
+  const e =
+    err.code === 'FST_ERR_BAD_URL'
+      ? new ConveyorError('validation_failed', 'the URL path holds a %-escape that is not UTF-8')
+      : toConveyorError(err);
+  void sendError(reply, e);
+}
+
+/**
+ * Requests Node's HTTP parser refuses before Fastify sees them (a malformed request line or
+ * header, both Content-Length and Transfer-Encoding, headers over 16 KiB): answered in the
+ * catalogue's shape like every other error, then the connection closes, as the parser has
+ * lost its place in the stream.
+ */
+export function clientError(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const e =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? new ConveyorError('headers_too_large')
+      : new ConveyorError('bad_request', `the request is not well-formed HTTP (${err.code ?? err.message})`);
+  const body = JSON.stringify(e.toJSON());
+  socket.end(
+    `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 export function errorHandler(log: Logger) {

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import type { LambdaDefinition } from '../../src/index.js';
 import { startConveyor } from '../helpers.js';
@@ -21,6 +22,24 @@ async function serve(opts: { token?: string; bodyLimit?: number } = {}) {
     return { status: res.status, headers: res.headers, json: text ? JSON.parse(text) : null };
   };
   return { c, url, call };
+}
+
+/** Sends `text` as it is on a new connection; the status and JSON body of the answer. */
+function raw(url: string, text: string): Promise<{ status: number; json: { error?: { code: string; message: string } } }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => socket.end(text));
+    let got = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (d) => {
+      got += d;
+    });
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const [head, body] = [got.slice(0, got.indexOf('\r\n\r\n')), got.slice(got.indexOf('\r\n\r\n') + 4)];
+      resolve({ status: Number(head.split(' ')[1]), json: JSON.parse(body) });
+    });
+  });
 }
 
 describe('HTTP API through a real socket', () => {
@@ -164,6 +183,9 @@ describe('HTTP API through a real socket', () => {
       ['GET', '/v1/tasks?cursor=zzz', undefined, 400, 'invalid_cursor'],
       ['DELETE', '/v1/tasks', undefined, 405, 'method_not_allowed'],
       ['GET', '/v1/nothing', undefined, 404, 'not_found'],
+      ['GET', '/v1/workers/connect', undefined, 426, 'upgrade_required', /WebSocket upgrade/],
+      ['POST', '/v1/workers/connect', undefined, 405, 'method_not_allowed'],
+      ['POST', '/v1/openapi.json', undefined, 405, 'method_not_allowed'],
       ['POST', '/v1/lambdas/nope/pause', {}, 404, 'unknown_lambda'],
       ['POST', '/v1/lambdas/echo/pause', { mode: 'stop' }, 400, 'validation_failed', /mode/],
     ];
@@ -186,6 +208,26 @@ describe('HTTP API through a real socket', () => {
     expect(ok.status).toBe(201);
     const stored = await call('GET', `/v1/tasks/${ok.json.task.id}`);
     expect(stored.json.task).toMatchObject({ runAt: '2028-02-29T00:00:00.000Z', key: 'k\u{1F600}' });
+  });
+
+  it('answers requests refused before routing in the same error shape', async () => {
+    const { url } = await serve();
+    const cases: Array<[string, number, string]> = [
+      ['GET /v1/tasks/%FF HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 400, 'validation_failed'],
+      ['POST /v1/lambdas/%E2%80/pause HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 400, 'validation_failed'],
+      ['GET /v1/tasks HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n', 400, 'bad_request'],
+      ['POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}', 400, 'bad_request'],
+      [`GET /v1/tasks?key=${'k'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 431, 'headers_too_large'],
+    ];
+    for (const [request, status, code] of cases) {
+      const r = await raw(url, request);
+      expect({ request: request.slice(0, 40), status: r.status, code: r.json.error?.code }).toEqual({
+        request: request.slice(0, 40),
+        status,
+        code,
+      });
+      expect(typeof r.json.error?.message).toBe('string');
+    }
   });
 
   it('requires the bearer token when one is set, except on /healthz', async () => {
