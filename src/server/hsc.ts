@@ -159,6 +159,10 @@ export class Hsc {
 
   /** Renews the leases a worker holds and tells it which it lost. */
   heartbeat(session: Session, f: HeartbeatFrame): Promise<void> {
+    // Attempts a worker was told it lost, or gave up after heartbeats went unanswered, are
+    // dropped without an outcome, but their places come back as credit: the worker holds at
+    // most what it has not given back. (Reports of one flush arrive before its next heartbeat.)
+    session.outstanding = Math.min(session.outstanding, session.capacity - session.credit);
     return this.commit
       .run((ops) => ops.renew(f.held, this.opts.leaseMs), { durable: false })
       .then((lost) => {

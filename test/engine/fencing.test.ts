@@ -146,4 +146,25 @@ describe('fencing by attempt', () => {
     expect(tasks).toEqual([]);
     expect((await engine.get(task.id)).task.state).toBe('ENQUEUED'); // waits for a live worker, holds no lease
   });
+
+  it('stops counting the tasks a worker dropped without an outcome once it gave their places back', async () => {
+    const engine = await Engine.open(compileServerOptions({ store: join(tempDir(), 'o.db'), heartbeatMs: 1000 }), silentLogger);
+    onCleanup(() => engine.close());
+    engine.start();
+    const w = await rawWorker(engine, 4);
+    await engine.submit(
+      Array.from({ length: 4 }, (_, i) => ({ lambda: 'job', payload: { i } })),
+      { batch: true },
+    );
+    await until(() => w.tasks.length === 4, 5000, 'four tasks');
+    const [session] = engine.dispatcher.all();
+    expect(session.outstanding).toBe(4);
+    // As a worker does with attempts it forsook (lease lost, or three unanswered heartbeats):
+    // the places come back, no outcome ever will.
+    w.side.onFrame({ type: 'report', credit: 4 });
+    expect(session.outstanding).toBe(4);
+    w.side.onFrame({ type: 'heartbeat', seq: 1, held: [] });
+    await until(() => w.frames.some((f) => f.type === 'heartbeat_ack'), 5000, 'ack');
+    expect(session.outstanding).toBe(0);
+  });
 });
