@@ -167,4 +167,29 @@ describe('fencing by attempt', () => {
     await until(() => w.frames.some((f) => f.type === 'heartbeat_ack'), 5000, 'ack');
     expect(session.outstanding).toBe(0);
   });
+
+  it("refuses a stale worker's report that arrives in the same batch as the new holder's", async () => {
+    const engine = await Engine.open(
+      compileServerOptions({ store: join(tempDir(), 'b.db'), heartbeatMs: 50, leaseMs: 1000, sweepIntervalMs: 20 }),
+      silentLogger,
+    );
+    onCleanup(() => engine.close());
+    engine.start();
+    const stale = await rawWorker(engine, 1);
+    const [{ task }] = await engine.submit([{ lambda: 'job', payload: {} }]);
+    await until(() => stale.tasks.length === 1, 5000, 'first claim');
+    const old = stale.tasks[0];
+    await until(async () => (await engine.get(task.id)).task.state === 'RETRIABLE_FAILURE', 5000, 'rescue');
+    const fresh = await rawWorker(engine, 1);
+    await until(() => fresh.tasks.length === 1, 10_000, 'second claim');
+    const cur = fresh.tasks[0];
+    // Both in one turn of the event loop: one write of the reports holds the two attempts.
+    stale.side.onFrame({ type: 'report', done: [{ id: old.id, attempt: old.attempt, startedAt: Date.now(), result: 'late' }] });
+    fresh.side.onFrame({ type: 'report', done: [{ id: cur.id, attempt: cur.attempt, startedAt: Date.now(), result: 'fresh' }] });
+    await until(async () => (await engine.get(task.id)).task.state === 'SUCCESS', 5000, 'success');
+    await until(() => stale.frames.some((f) => f.type === 'refused'), 5000, 'refusal of the stale report');
+    expect(stale.frames.find((f) => f.type === 'refused')).toMatchObject({ items: [{ id: old.id, attempt: old.attempt }] });
+    expect(fresh.frames.some((f) => f.type === 'refused')).toBe(false);
+    expect(JSON.parse((await engine.get(task.id)).task.result as string)).toBe('fresh');
+  });
 });
