@@ -39,7 +39,7 @@ export class ConveyorClient {
   }
 
   async get(id: string): Promise<TaskView> {
-    return (await this.call<{ task: TaskView }>('GET', `/v1/tasks/${encodeURIComponent(id)}`)).task;
+    return (await this.call<{ task: TaskView }>('GET', `/v1/tasks/${segment(id)}`)).task;
   }
 
   list(
@@ -54,19 +54,19 @@ export class ConveyorClient {
   }
 
   async cancel(id: string): Promise<TaskView> {
-    return (await this.call<{ task: TaskView }>('POST', `/v1/tasks/${encodeURIComponent(id)}/cancel`)).task;
+    return (await this.call<{ task: TaskView }>('POST', `/v1/tasks/${segment(id)}/cancel`)).task;
   }
 
   async retry(id: string): Promise<TaskView> {
-    return (await this.call<{ task: TaskView }>('POST', `/v1/tasks/${encodeURIComponent(id)}/retry`)).task;
+    return (await this.call<{ task: TaskView }>('POST', `/v1/tasks/${segment(id)}/retry`)).task;
   }
 
   async pause(lambda: string, opts: { collection?: string; mode?: Exclude<GateMode, 'open'> } = {}): Promise<LambdaSummary> {
-    return (await this.call<{ lambda: LambdaSummary }>('POST', `/v1/lambdas/${encodeURIComponent(lambda)}/pause`, opts)).lambda;
+    return (await this.call<{ lambda: LambdaSummary }>('POST', `/v1/lambdas/${segment(lambda)}/pause`, opts)).lambda;
   }
 
   async resume(lambda: string, opts: { collection?: string } = {}): Promise<LambdaSummary> {
-    return (await this.call<{ lambda: LambdaSummary }>('POST', `/v1/lambdas/${encodeURIComponent(lambda)}/resume`, opts)).lambda;
+    return (await this.call<{ lambda: LambdaSummary }>('POST', `/v1/lambdas/${segment(lambda)}/resume`, opts)).lambda;
   }
 
   async lambdas(): Promise<LambdaSummary[]> {
@@ -119,4 +119,13 @@ export class ConveyorClient {
     }
     return json as T;
   }
+}
+
+/**
+ * One path segment. A URL parser folds a segment of "." or ".." away, escaped or not, so
+ * `cancel ..` would have asked for POST /v1/cancel: no task id or lambda is either of them.
+ */
+function segment(value: string): string {
+  if (value === '.' || value === '..') throw new ConveyorError('validation_failed', `"${value}" is not a task id or a lambda name`);
+  return encodeURIComponent(value);
 }

@@ -54,6 +54,8 @@ describe('CLI', () => {
       [['submit', 'nope', '--server', url], /^error: .*nope.* \(unknown_lambda\)\n$/],
       [['submit', 'echo', '{bad', '--server', url], /^error: the payload is not valid JSON.* \(invalid_json\)\n$/],
       [['get', '01ZZZZZZZZZZZZZZZZZZZZZZZZ', '--server', url], /^error: no task .* \(task_not_found\)\n$/],
+      // a URL folds ".." away: asked as it is, it would have named another route
+      [['cancel', '..', '--server', url], /^error: "\.\." is not a task id or a lambda name \(validation_failed\)\n$/],
       [
         ['submit', 'echo', '--priority', 'high', '--server', url],
         /^error: option '--priority <n>' argument 'high' is invalid.* \(validation_failed\)\n$/,

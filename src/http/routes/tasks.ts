@@ -24,9 +24,9 @@ export function taskRoutes(app: FastifyInstance, engine: Engine): void {
           type: 'object',
           additionalProperties: false,
           properties: {
-            lambda: { type: 'string', maxLength: 128 },
+            lambda: { type: 'string', minLength: 1, maxLength: 128 },
             state: { type: 'string', enum: [...TASK_STATES] },
-            key: { type: 'string', maxLength: 512 },
+            key: { type: 'string', minLength: 1, maxLength: 512 },
             limit: { type: 'integer', minimum: 1, maximum: 1000, default: 50 },
             cursor: { type: 'string', maxLength: 200 },
           },
