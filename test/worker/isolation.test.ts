@@ -1,9 +1,14 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import type { TaskContext } from '../../src/core/lambda.js';
+import { silentLogger } from '../../src/log.js';
+import type { TaskFrame } from '../../src/protocol/frames.js';
+import { IsolatedResult, IsolateHost } from '../../src/worker/isolation/host.js';
 import { loadLambdaModules } from '../../src/worker/lambda-loader.js';
-import { startConveyor } from '../helpers.js';
+import { onCleanup, startConveyor } from '../helpers.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/isolated.mjs', import.meta.url));
+const SLOW_LOAD = fileURLToPath(new URL('./fixtures/slow-load.mjs', import.meta.url));
 
 for (const kind of ['process', 'thread'] as const) {
   describe(`isolation: '${kind}'`, () => {
@@ -60,6 +65,23 @@ for (const kind of ['process', 'thread'] as const) {
       // Lower bounds only: a slow machine may take longer, never shorter.
       for (const [i, gap] of gaps.entries()) expect(gap).toBeGreaterThanOrEqual(100 * 2 ** i - 5);
     }, 40_000);
+
+    it('never starts an attempt that was aborted while its isolate was coming up', async () => {
+      const host = new IsolateHost({ module: SLOW_LOAD, lambda: 'slow-load' }, { kind, log: silentLogger });
+      onCleanup(() => host.close());
+      const ctx = (signal: AbortSignal) => ({ signal }) as unknown as TaskContext;
+      const frame = { id: 't', attempt: 1, lambda: 'slow-load', payload: 'null' } as unknown as TaskFrame;
+      const ac = new AbortController();
+      const t0 = Date.now();
+      const run = host.run(frame, ctx(ac.signal));
+      setTimeout(() => ac.abort(new Error('timed out while the isolate loaded')), 100);
+      await expect(run).rejects.toThrow('timed out while the isolate loaded');
+      expect(Date.now() - t0).toBeLessThan(700); // answered at the abort, not once the module (800 ms) loaded
+      // The isolate comes up all the same and runs the next attempt.
+      const next = await host.run({ ...frame, attempt: 2 }, ctx(new AbortController().signal));
+      expect(next).toBeInstanceOf(IsolatedResult);
+      expect(JSON.parse((next as IsolatedResult).json)).toEqual({ ran: true });
+    }, 20_000);
 
     it('kills an isolate whose handler ignores the abort at its timeout', async () => {
       const { c } = await setup();

@@ -66,7 +66,10 @@ export class IsolateHost {
 
   /** Runs one attempt in the isolate; resolves with an IsolatedResult or rejects with the handler's error. */
   async run(frame: TaskFrame, ctx: TaskContext): Promise<unknown> {
-    await this.start();
+    // The isolate may take long to come up (a slow module, a restart backoff of up to 30 s): an
+    // attempt aborted meanwhile (timeout, lost lease, shutdown) must not start in it afterwards
+    // with a fresh signal, since by then it may run elsewhere.
+    await untilAborted(this.start(), ctx.signal);
     const key = `${frame.id}:${frame.attempt}`;
     return new Promise((resolve, reject) => {
       const p: Pending = { resolve, reject, ctx, killTimer: null };
@@ -225,4 +228,23 @@ function rebuild(m: Extract<FromRunner, { type: 'failed' }>): Error {
   if (m.error.code) (err as Error & { code?: string }).code = m.error.code;
   if (m.fatal) (err as Error & { fatal?: boolean }).fatal = true;
   return err;
+}
+
+/** `p`, or a rejection with the signal's reason as soon as it aborts. */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }
