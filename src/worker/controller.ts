@@ -92,7 +92,8 @@ export class Controller {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private seq = 0;
   private watchdog: NodeJS.Timeout | null = null;
-  private readonly ackWaiters = new Map<number, Array<(lost: AttemptRef[] | null) => void>>();
+  /** Heartbeats sent and not answered yet: when each went out, and who waits for its answer. */
+  private readonly ackWaiters = new Map<number, { at: number; waiters: Array<(lost: AttemptRef[] | null) => void> }>();
   private idleWaiters: Array<() => void> = [];
 
   constructor(
@@ -160,7 +161,9 @@ export class Controller {
       );
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.watchdog) clearTimeout(this.watchdog);
+    this.watchdog = null;
     this.mode = 'stopped';
+    for (const seq of [...this.ackWaiters.keys()]) this.answerWaiters(seq, null);
     if (this.up) this.transport.send({ type: 'bye' });
     await this.transport.close();
     await Promise.all([...this.isolates.values()].map((h) => h.close()));
@@ -420,25 +423,30 @@ export class Controller {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = setInterval(() => this.heartbeat(), this.heartbeatMs);
     this.heartbeatTimer.unref?.();
-    this.armWatchdog();
+    // A welcome renews no lease: the count of unanswered intervals goes on from the last answer
+    // (a connection that keeps dropping must not push the deadline past the leases).
+    if (!this.watchdog) this.armWatchdog();
   }
 
   /** Suspends the worker if no heartbeat is answered for three intervals from now. */
   private armWatchdog(): void {
     if (this.watchdog) clearTimeout(this.watchdog);
-    this.watchdog = setTimeout(() => this.suspend(), this.heartbeatMs * HEARTBEAT_FAILURES_MAX);
+    this.watchdog = setTimeout(() => {
+      this.watchdog = null;
+      this.suspend();
+    }, this.heartbeatMs * HEARTBEAT_FAILURES_MAX);
     this.watchdog.unref?.();
   }
 
   /** Renews every held lease; answers go to onAck. */
   private heartbeat(): number {
-    // Waiters of earlier heartbeats that got no answer by now learn it failed.
-    for (const [seq, waiters] of this.ackWaiters) {
-      this.ackWaiters.delete(seq);
-      for (const w of waiters) w(null);
-    }
+    // Waiters of heartbeats that got no answer within an interval learn it failed. (Younger ones
+    // wait on: ctx.heartbeat() sends a heartbeat of its own, and several handlers calling it at
+    // once must not fail each other's.)
+    const now = this.clock.now();
+    for (const [seq, { at }] of this.ackWaiters) if (now - at >= this.heartbeatMs) this.answerWaiters(seq, null);
     const seq = ++this.seq;
-    this.ackWaiters.set(seq, []);
+    this.ackWaiters.set(seq, { at: now, waiters: [] });
     if (this.up) {
       const held: AttemptRef[] = [...this.running.values()].map((a) => ({ id: a.frame.id, attempt: a.frame.attempt }));
       for (const t of this.buffer.values()) held.push({ id: t.id, attempt: t.attempt });
@@ -447,12 +455,17 @@ export class Controller {
     return seq;
   }
 
-  private onAck(seq: number, lost: AttemptRef[]): void {
-    const waiters = this.ackWaiters.get(seq);
+  /** Answers the waiters of one heartbeat: what it lost, or null for no answer. */
+  private answerWaiters(seq: number, lost: AttemptRef[] | null): void {
+    const entry = this.ackWaiters.get(seq);
     this.ackWaiters.delete(seq);
-    if (this.mode !== 'stopped' && this.mode !== 'draining') this.armWatchdog();
+    for (const w of entry?.waiters ?? []) w(lost);
+  }
+
+  private onAck(seq: number, lost: AttemptRef[]): void {
+    if (this.mode !== 'stopped') this.armWatchdog();
     if (lost.length) this.forsake(lost);
-    for (const w of waiters ?? []) w(lost);
+    this.answerWaiters(seq, lost);
     if (this.mode === 'suspended') {
       this.log.info('heartbeats answered again; taking work');
       this.mode = 'running';
@@ -462,11 +475,13 @@ export class Controller {
   }
 
   private suspend(): void {
-    if (this.mode !== 'running') return;
+    // While draining too: a grace period may outlast the leases, which must not move on while
+    // their attempts still run here.
+    if (this.mode !== 'running' && this.mode !== 'draining') return;
     this.log.error(
       `no heartbeat answered for ${HEARTBEAT_FAILURES_MAX} intervals; aborting ${this.running.size} running attempts before their leases can move`,
     );
-    this.mode = 'suspended';
+    if (this.mode === 'running') this.mode = 'suspended';
     this.events.suspended?.();
     const refs = [...this.running.values()].map((a) => ({ id: a.frame.id, attempt: a.frame.attempt }));
     for (const t of this.buffer.values()) refs.push({ id: t.id, attempt: t.attempt });
@@ -476,7 +491,7 @@ export class Controller {
   private heartbeatFor(frame: TaskFrame): Promise<void> {
     const seq = this.heartbeat();
     return new Promise((resolve, reject) => {
-      this.ackWaiters.get(seq)?.push((lost) => {
+      this.ackWaiters.get(seq)?.waiters.push((lost) => {
         if (lost === null) reject(new Error('heartbeat unanswered: the server did not confirm the lease in time'));
         else if (lost.some((l) => l.id === frame.id && l.attempt === frame.attempt))
           reject(new AttemptAborted('lease_lost', 'this attempt lost its lease'));

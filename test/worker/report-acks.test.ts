@@ -141,3 +141,99 @@ describe('a worker keeps outcomes until the server acknowledges them', () => {
     await stopping;
   });
 });
+
+describe('heartbeats of a worker', () => {
+  /** A started worker of one lambda on a fake link, welcomed with a short heartbeat interval. */
+  async function worker(
+    handler: (p: unknown, ctx: { heartbeat(): Promise<void>; signal: AbortSignal }) => Promise<unknown>,
+    slots: number,
+    heartbeatMs = 100,
+  ) {
+    const link = fakeLink();
+    const c = new Controller(
+      [{ name: 'echo', handler }],
+      compileWorkerOptions({ concurrency: slots, prefetch: 0 }),
+      link.transport,
+      systemClock,
+      pino({ level: 'silent' }),
+    );
+    c.start();
+    await until(() => link.sent.some((f) => f.type === 'hello'), 2000, 'hello');
+    link.answer({ ...welcome, heartbeatMs, leaseMs: heartbeatMs * 4 });
+    return { link, c };
+  }
+
+  it("answers each handler's ctx.heartbeat() by its own acknowledgement, however many are pending at once", async () => {
+    const { link, c } = await worker(async (_p, ctx) => {
+      await ctx.heartbeat();
+      return 'beat';
+    }, 3);
+    // The server answers every heartbeat 30 ms late, so all three are pending together.
+    const answered = new Set<number>();
+    const server = setInterval(() => {
+      for (const f of link.sent)
+        if (f.type === 'heartbeat' && !answered.has(f.seq)) {
+          answered.add(f.seq);
+          setTimeout(() => link.answer({ type: 'heartbeat_ack', seq: f.seq, lost: [] }), 30);
+        }
+    }, 5);
+    link.answer({ type: 'tasks', tasks: [taskFrame(1), taskFrame(2), taskFrame(3)] });
+    await until(() => doneIn(link.sent).length + reports(link.sent).flatMap((r) => r.failed ?? []).length === 3, 3000, 'three outcomes');
+    clearInterval(server);
+    expect(reports(link.sent).flatMap((r) => r.failed ?? [])).toEqual([]);
+    expect(
+      doneIn(link.sent)
+        .map((d) => d.id)
+        .sort(),
+    ).toEqual(['t1', 't2', 't3']);
+    await c.stop(0);
+  });
+
+  it('aborts running attempts after three unanswered heartbeats while draining too', async () => {
+    let abortedAfter: number | null = null;
+    const { link, c } = await worker(
+      (_p, ctx) =>
+        new Promise((resolve) => {
+          const t0 = Date.now();
+          ctx.signal.addEventListener('abort', () => {
+            abortedAfter = Date.now() - t0;
+            resolve(null);
+          });
+        }),
+      1,
+    );
+    link.answer({ type: 'tasks', tasks: [taskFrame(1)] });
+    await until(() => link.sent.some((f) => f.type === 'report' && (f.started?.length ?? 0) > 0), 2000, 'started');
+    // No heartbeat is answered from here on; the grace period (2 s) outlasts the lease (400 ms).
+    await c.stop(2000);
+    expect(abortedAfter).not.toBeNull();
+    expect(abortedAfter as unknown as number).toBeLessThan(1000); // three intervals of 100 ms, not the grace period
+  });
+
+  it('counts unanswered heartbeats from the last answer, not from a reconnect', async () => {
+    let abortedAfter: number | null = null;
+    const { link, c } = await worker(
+      (_p, ctx) =>
+        new Promise((resolve) => {
+          const t0 = Date.now();
+          ctx.signal.addEventListener('abort', () => {
+            abortedAfter = Date.now() - t0;
+            resolve(null);
+          });
+        }),
+      1,
+      200,
+    );
+    link.answer({ type: 'tasks', tasks: [taskFrame(1)] });
+    // No heartbeat is ever answered. Two intervals in, the connection drops and a new session is
+    // welcomed: that renews no lease, so the attempt still stops three intervals after the start.
+    await new Promise((r) => setTimeout(r, 400));
+    link.drop();
+    link.reopen();
+    await until(() => link.sent.filter((f) => f.type === 'hello').length === 2, 2000, 'hello again');
+    link.answer({ ...welcome, heartbeatMs: 200, leaseMs: 800 });
+    await until(() => abortedAfter !== null, 3000, 'the abort');
+    expect(abortedAfter as unknown as number).toBeLessThan(850); // 600 ms; 1000 if the welcome restarted the count
+    await c.stop(0);
+  });
+});
