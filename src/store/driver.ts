@@ -235,7 +235,12 @@ export interface Queries {
     limit: number;
     after: { priority: number; id: string } | null;
   }): Promise<TaskRow[]>;
-  taskDeleteMany(ids: string[]): Promise<number>;
+  /**
+   * Deletes finished tasks past retention (with their attempts and dependency links): only
+   * those still terminal with their retention over by `now`, as a retry may have revived one
+   * since the sweep read it. Answers how many went.
+   */
+  taskDeleteMany(ids: string[], now: number): Promise<number>;
 
   // tasks: read
   taskGet(id: string): Promise<TaskRow | null>;

@@ -352,7 +352,11 @@ export class StoreOps {
       );
       res.rescued = rescued.size;
     }
-    if (expired.length) res.deleted = await this.q.taskDeleteMany(expired.map((r) => r.id));
+    if (expired.length)
+      res.deleted = await this.q.taskDeleteMany(
+        expired.map((r) => r.id),
+        now,
+      );
     return res;
   }
 

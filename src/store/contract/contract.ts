@@ -208,6 +208,20 @@ export function runStoreContract(target: ContractTarget): void {
         expect((await h.sweep()).deleted).toBe(1);
         expect(await h.store.read((o) => o.q.taskGet(c.id))).toBeNull();
       });
+
+      it('deletes a task read as past retention only if it still is (a retry may revive it meanwhile)', async () => {
+        await h.insert(h.task(), h.task());
+        const [revived, kept] = await h.claim('work', 2);
+        await h.fail(revived, 'fatal');
+        await h.succeed(kept);
+        h.clock.advance(TIMING.retentionMs + 1);
+        // Another writer re-drives one of them after the sweep read both as expired.
+        await h.tx((o) => o.redrive(revived.id, h.gate));
+        const deleted = await h.tx((o) => o.q.taskDeleteMany([revived.id, kept.id], h.clock.now()));
+        expect(deleted).toBe(1);
+        expect((await h.get(revived.id)).state).not.toBe('FATAL_FAILURE');
+        expect(await h.store.read((o) => o.q.taskGet(kept.id))).toBeNull();
+      });
     });
 
     describe('cancel and re-drive', () => {

@@ -269,8 +269,10 @@ export class PostgresQueries implements Queries {
     return (await this.exec(name, [p.lambda, p.collection, p.limit, p.after?.id ?? null, p.after?.priority ?? null])).map(taskOf);
   }
 
-  async taskDeleteMany(ids: string[]) {
-    return ids.length ? this.count('taskDelete', [[...ids].sort()]) : 0;
+  async taskDeleteMany(ids: string[], now: number) {
+    if (ids.length === 0) return 0;
+    const [r] = await this.exec('taskDelete', [[...ids].sort(), now]);
+    return Number(r?.n ?? 0);
   }
 
   async taskGet(id: string) {

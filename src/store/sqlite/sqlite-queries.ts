@@ -185,12 +185,13 @@ export function sqliteQueries(d: SqliteDriver): Queries {
         afterPriority: p.after?.priority ?? null,
       }).map(taskOf);
     },
-    async taskDeleteMany(ids) {
+    async taskDeleteMany(ids, now) {
       let n = 0;
       for (const id of ids) {
+        if (run('taskDelete', { id, now }) === 0) continue;
         run('attemptDeleteByTask', { id });
         run('depDeleteByTask', { id });
-        n += run('taskDelete', { id });
+        n++;
       }
       return n;
     },

@@ -263,11 +263,16 @@ SELECT * FROM tasks
  LIMIT $3::int;
 
 -- name: taskDelete
--- $1 ids. One statement for the task rows and what hangs off them: PostgreSQL allows DELETE
--- inside a WITH, where SQLite needs attemptDeleteByTask and depDeleteByTask beside it.
-WITH attempts AS (DELETE FROM task_attempts WHERE task_id = ANY($1::text[])),
-     deps AS (DELETE FROM task_deps WHERE child_id = ANY($1::text[]) OR parent_id = ANY($1::text[]))
-DELETE FROM tasks WHERE id = ANY($1::text[]);
+-- $1 ids, $2 now. One statement for the task rows and what hangs off them: PostgreSQL allows
+-- DELETE inside a WITH, where SQLite needs attemptDeleteByTask and depDeleteByTask beside it.
+-- Only rows still finished and past retention: a retry committed by another writer since the
+-- sweep read them has made one NEW again, and it must live.
+WITH gone AS (
+  DELETE FROM tasks WHERE id = ANY($1::text[]) AND state IN {terminal} AND next_check_at <= $2::bigint
+  RETURNING id),
+     attempts AS (DELETE FROM task_attempts WHERE task_id IN (SELECT id FROM gone)),
+     deps AS (DELETE FROM task_deps WHERE child_id IN (SELECT id FROM gone) OR parent_id IN (SELECT id FROM gone))
+SELECT count(*)::int AS n FROM gone;
 
 -- name: taskList
 -- $1 state, $2 before id, $3 limit. Newest first. Four forms so each filter walks its own

@@ -182,7 +182,9 @@ SELECT * FROM tasks INDEXED BY tasks_held_gate
  LIMIT @limit;
 
 -- name: taskDelete
-DELETE FROM tasks WHERE id = @id;
+-- Only a row still finished and past retention (see the PostgreSQL twin); its attempts and
+-- dependency links follow only when it went.
+DELETE FROM tasks WHERE id = @id AND state IN {terminal} AND next_check_at <= @now;
 
 -- name: attemptDeleteByTask
 DELETE FROM task_attempts WHERE task_id = @id;
