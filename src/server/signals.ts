@@ -83,7 +83,7 @@ const READY_NAMES_MAX_BYTES = 1000;
  * this often on a store other processes write to, in case a signal was lost. Ready work has
  * its own fallback (the scheduler's tick marks every lambda ready each sweep interval).
  */
-const REFRESH_FALLBACK_MS = 5000;
+export const REFRESH_FALLBACK_MS = 5000;
 
 /**
  * Wake-ups between the servers of one store (LISTEN/NOTIFY on PostgreSQL), so a server learns

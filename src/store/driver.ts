@@ -254,8 +254,14 @@ export interface Queries {
   // lambdas, gates, leases, cron
   lambdaUpsertMany(rows: LambdaRow[]): Promise<void>;
   lambdaList(): Promise<LambdaRow[]>;
+  /** Sets a gate; an opened gate stays on record as `open` (for gateChangedSince) until gateForget. */
   gateSet(gate: Gate, now: number): Promise<void>;
+  /** The gates in force (not open). */
   gateList(): Promise<Gate[]>;
+  /** Every gate set at or after `since`, opened ones too, with when. */
+  gateChangedSince(since: number): Promise<Array<Gate & { updatedAt: number }>>;
+  /** Drops the record of gates opened before `before`. */
+  gateForget(before: number): Promise<void>;
   /** Takes or renews the named lease for `holder` if it is free, expired or already theirs. */
   leaseTry(name: string, holder: string, now: number, until: number): Promise<boolean>;
   leaseRelease(name: string, holder: string): Promise<void>;

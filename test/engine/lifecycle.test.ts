@@ -212,6 +212,36 @@ describe('task lifecycle (embedded, SQLite)', () => {
     expect(ran).toEqual(['reset', 'again']);
   });
 
+  it('passes a gate change again once every cache has it, so a task placed from the old gate is not stranded', async () => {
+    const ran: string[] = [];
+    const c = await startConveyor({ lambdas: [{ name: 'mail', handler: async (p: { to: string }) => void ran.push(p.to) }] });
+    const engine = c.engine;
+    // A placement decided from a cache that still had the gate as it was before the change,
+    // committed after the change's own pass (a server that has not heard of it yet).
+    const placeWithStaleGate = async (to: string, stale: 'pause' | 'open') => {
+      const [t] = engine.prepareTasks('mail', [{ to }]);
+      await engine.store.transaction((ops) => ops.insert([t], () => stale));
+      return t.id;
+    };
+    await c.pause('mail');
+    await c.resume('mail');
+    const parked = await placeWithStaleGate('parked', 'pause');
+    expect((await c.get(parked)).state).toBe('NEW'); // held under a gate that is open
+    expect((await c.waitFor(parked, { timeoutMs: 5000 })).state).toBe('SUCCESS');
+    expect(ran).toEqual(['parked']);
+
+    await c.pause('mail', { mode: 'drop' });
+    // Its workers busy, that server would not hand the task out at the insert: it stays ready.
+    const handout = engine.store.ctx.handout;
+    engine.store.ctx.handout = undefined;
+    const readied = await placeWithStaleGate('readied', 'open');
+    engine.store.ctx.handout = handout;
+    expect((await c.get(readied)).state).toBe('ENQUEUED'); // ready under a drop: nothing claims it
+    const dropped = await c.waitFor(readied, { timeoutMs: 5000 });
+    expect([dropped.state, dropped.reason]).toEqual(['CANCELLED', 'dropped']);
+    expect(ran).toEqual(['parked']);
+  });
+
   it('answers the first task for a repeated idempotency key', async () => {
     const c = await startConveyor({ lambdas: [ok] });
     const a = await c.submit('ok', { n: 1 }, { idempotencyKey: 'order-42' });

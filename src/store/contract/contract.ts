@@ -441,6 +441,17 @@ export function runStoreContract(target: ContractTarget): void {
         expect(await h.store.read((o) => o.q.gateList())).toEqual([{ lambda: 'x', collection: '*', mode: 'pause' }]);
         await h.tx((o) => o.q.gateSet({ lambda: 'x', collection: '*', mode: 'open' }, 2));
         expect(await h.store.read((o) => o.q.gateList())).toEqual([]);
+        // An opened gate stays on record for the second pass over its tasks, until forgotten.
+        await h.tx((o) => o.q.gateSet({ lambda: 'y', collection: 'c', mode: 'drop' }, 5));
+        expect(await h.store.read((o) => o.q.gateChangedSince(2))).toEqual(
+          expect.arrayContaining([
+            { lambda: 'x', collection: '*', mode: 'open', updatedAt: 2 },
+            { lambda: 'y', collection: 'c', mode: 'drop', updatedAt: 5 },
+          ]),
+        );
+        expect(await h.store.read((o) => o.q.gateChangedSince(3))).toEqual([{ lambda: 'y', collection: 'c', mode: 'drop', updatedAt: 5 }]);
+        await h.tx((o) => o.q.gateForget(10));
+        expect(await h.store.read((o) => o.q.gateChangedSince(0))).toEqual([{ lambda: 'y', collection: 'c', mode: 'drop', updatedAt: 5 }]);
         await h.tx((o) => o.q.cronSet('x', 1000));
         await h.tx((o) => o.q.cronSet('x', 500));
         expect(await h.store.read((o) => o.q.cronGet('x'))).toBe(1000);

@@ -338,8 +338,20 @@ export class PostgresQueries implements Queries {
   }
 
   async gateSet(gate: Gate, now: number) {
-    if (gate.mode === 'open') await this.exec('gateDelete', [gate.lambda, gate.collection]);
-    else await this.exec('gateSet', [gate.lambda, gate.collection, gate.mode, now]);
+    await this.exec('gateSet', [gate.lambda, gate.collection, gate.mode, now]);
+  }
+
+  async gateChangedSince(since: number) {
+    return (await this.exec('gateChangedSince', [since])).map((r) => ({
+      lambda: r.lambda as string,
+      collection: r.collection as string,
+      mode: r.mode as Gate['mode'],
+      updatedAt: Number(r.updated_at),
+    }));
+  }
+
+  async gateForget(before: number) {
+    await this.exec('gateForget', [before]);
   }
 
   async gateList() {

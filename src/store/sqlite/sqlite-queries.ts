@@ -234,8 +234,18 @@ export function sqliteQueries(d: SqliteDriver): Queries {
       }));
     },
     async gateSet(gate: Gate, now: number) {
-      if (gate.mode === 'open') run('gateDelete', gate);
-      else run('gateSet', { ...gate, now });
+      run('gateSet', { ...gate, now });
+    },
+    async gateChangedSince(since) {
+      return all('gateChangedSince', { since }).map((r) => ({
+        lambda: r.lambda as string,
+        collection: r.collection as string,
+        mode: r.mode as Gate['mode'],
+        updatedAt: Number(r.updated_at),
+      }));
+    },
+    async gateForget(before) {
+      run('gateForget', { before });
     },
     async gateList() {
       return all('gateList').map((r) => ({

@@ -18,9 +18,13 @@ SELECT name, config, updated_at FROM lambdas ORDER BY name;
 INSERT INTO gates (lambda, collection, mode, updated_at) VALUES ($1::text, $2::text, $3::text, $4::bigint)
 ON CONFLICT (lambda, collection) DO UPDATE SET mode = excluded.mode, updated_at = excluded.updated_at;
 
--- name: gateDelete
--- $1 lambda, $2 collection
-DELETE FROM gates WHERE lambda = $1::text AND collection = $2::text;
+-- name: gateForget
+-- $1 before. Opened gates stay on record a while, for the second pass over their tasks.
+DELETE FROM gates WHERE mode = 'open' AND updated_at < $1::bigint;
 
 -- name: gateList
-SELECT lambda, collection, mode FROM gates ORDER BY lambda, collection;
+SELECT lambda, collection, mode FROM gates WHERE mode <> 'open' ORDER BY lambda, collection;
+
+-- name: gateChangedSince
+-- $1 since
+SELECT lambda, collection, mode, updated_at FROM gates WHERE updated_at >= $1::bigint;

@@ -11,8 +11,11 @@ SELECT name, config, updated_at FROM lambdas ORDER BY name;
 INSERT INTO gates (lambda, collection, mode, updated_at) VALUES (@lambda, @collection, @mode, @now)
 ON CONFLICT (lambda, collection) DO UPDATE SET mode = excluded.mode, updated_at = excluded.updated_at;
 
--- name: gateDelete
-DELETE FROM gates WHERE lambda = @lambda AND collection = @collection;
+-- name: gateForget
+DELETE FROM gates WHERE mode = 'open' AND updated_at < @before;
 
 -- name: gateList
-SELECT lambda, collection, mode FROM gates ORDER BY lambda, collection;
+SELECT lambda, collection, mode FROM gates WHERE mode <> 'open' ORDER BY lambda, collection;
+
+-- name: gateChangedSince
+SELECT lambda, collection, mode, updated_at FROM gates WHERE updated_at >= @since;
