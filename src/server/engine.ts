@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import type { ServerConfig } from '../config/options.js';
-import { type Gate, type GateMode, WHOLE_LAMBDA } from '../core/gate.js';
+import { type GateMode, WHOLE_LAMBDA } from '../core/gate.js';
 import { IdGenerator, isId } from '../core/ids.js';
 import { type LambdaConfig, LIMITS } from '../core/lambda.js';
 import { checkSubmitShape, newTaskOf, type SubmitInput } from '../core/submit.js';
@@ -17,6 +17,7 @@ import { type AttemptEnd, Store } from '../store/store.js';
 import { isUnavailable } from '../store/store-error.js';
 import { CronRole, checkCron } from './cron.js';
 import { Dispatcher, type Session, type WorkerLink } from './dispatcher.js';
+import { GatePasses } from './gate-passes.js';
 import { GateCache } from './gates.js';
 import { GroupCommit } from './group-commit.js';
 import { Hsc } from './hsc.js';
@@ -55,15 +56,6 @@ export interface ListResult {
   nextCursor: string | null;
 }
 
-/** Tasks per page of a gate pass; small enough that other writes interleave between pages. */
-const GATE_PAGE = 1000;
-/**
- * How long a gate change stays on record for its second pass (see settleGates): past the time
- * another server needs to take the sweep over from one that died.
- */
-const GATE_RECORD_MS = 60_000;
-/** A gate change's second pass, its time, by lambda, collection and mode. */
-const settledKey = (g: Gate & { updatedAt: number }) => `${g.lambda}\u0000${g.collection}\u0000${g.mode}\u0000${g.updatedAt}`;
 /** Counts by lambda and state are a full scan; answer from a copy at most this old. */
 const COUNTS_TTL_MS = 2000;
 
@@ -90,12 +82,7 @@ export class Engine {
   private readonly submits: SubmitBatcher;
   private readonly ids: IdGenerator;
   private counts: { at: number; rows: Promise<Array<{ lambda: string; state: TaskState; count: number }>> } | null = null;
-  /** Gate changes passed a second time (settleGates), and whether a settling runs now. */
-  private readonly settled = new Map<string, number>();
-  private settling = false;
-  private gatesForgotAt = 0;
-  /** How long after a gate change every server's cache has surely caught up with it. */
-  private readonly gateSettleMs: number;
+  private readonly gatePasses: GatePasses;
   private closing = false;
   private sessionSeq = 0;
   /** Singleton duties this server may hold (released on close); [0] is the sweep. */
@@ -116,9 +103,6 @@ export class Engine {
     });
     this.registry = new LambdaRegistry(this.store, clock);
     this.gates = new GateCache(this.store);
-    // One process reloads its cache right after its own change; servers sharing a store learn
-    // it from a signal, or from the refresh poll when the signal was lost.
-    this.gateSettleMs = this.store.driver.capabilities.multiProcess ? REFRESH_FALLBACK_MS + 5000 : 1000;
     this.dispatcher = new Dispatcher(this.gates, {
       leaseMs: config.leaseMs,
       claimBatchMax: config.claimBatchMax,
@@ -167,6 +151,10 @@ export class Engine {
     this.dispatcher.intakeBusy = () => this.ingest.queueDepth() > 0;
     this.commit.mayClaim = () => this.dispatcher.mayClaim();
     this.hsc = new Hsc(this.commit, this.dispatcher, this.gates, { leaseMs: config.leaseMs, maxResultBytes: config.maxPayloadBytes });
+    // One process reloads its gate cache right after its own change; servers sharing a store
+    // learn of it from a signal, or from the refresh poll when the signal was lost.
+    const gateSettleMs = this.store.driver.capabilities.multiProcess ? REFRESH_FALLBACK_MS + 5000 : 1000;
+    this.gatePasses = new GatePasses(this.store, this.commit, this.gates, this.dispatcher, clock, log, gateSettleMs);
     const duty = (name: string) => {
       const d = new SingletonDuty(this.store, clock, name, this.serverId, Math.max(config.leaseMs, 5000));
       this.duties.push(d);
@@ -185,7 +173,7 @@ export class Engine {
         tick: () => {
           this.dispatcher.markReady(this.registry.all().map((l) => l.name));
           this.signals.tick();
-          if (this.duties[0]?.holding()) void this.settleGates();
+          if (this.duties[0]?.holding()) void this.gatePasses.settle();
         },
       },
     );
@@ -347,57 +335,9 @@ export class Engine {
     });
     await this.gates.load();
     this.broadcastGates();
-    await this.gatePass(lambda, collection, opts.mode);
+    await this.gatePasses.pass(lambda, collection, opts.mode);
     this.counts = null;
     return (await this.lambdas()).find((l) => l.name === lambda) as LambdaSummary;
-  }
-
-  /** Moves the tasks a gate covers as its mode says: pause parks ready ones, drop cancels ready and held ones, open releases held ones. */
-  private async gatePass(lambda: string, collection: string, mode: GateMode): Promise<void> {
-    const sources: Array<'ready' | 'held'> = mode === 'open' ? ['held'] : mode === 'pause' ? ['ready'] : ['ready', 'held'];
-    for (const source of sources) {
-      let after: { priority: number; id: string } | null = null;
-      do {
-        const page: { next: { priority: number; id: string } | null } = await this.commit.run((ops) =>
-          ops.applyGate({ lambda, collection, mode, source, limit: GATE_PAGE, after }, this.gates.lookup),
-        );
-        after = page.next;
-      } while (after !== null);
-    }
-    if (mode === 'open') this.dispatcher.markReady([lambda]);
-  }
-
-  /**
-   * Placements read the gates from each server's cache, which lags a change: by a flush or two
-   * in one process, by up to a signal or the refresh poll (5 s) on a shared store. A placement
-   * decided from the old gate just before a change can commit after the change's own pass: a
-   * task parked under a gate since opened (nothing would ever release it), or made ready under
-   * a gate since dropped. So the sweep's holder passes each gate change again once every cache
-   * has caught up with it (gateSettleMs after it), as long as the change is on record
-   * (GATE_RECORD_MS), and then forgets opened gates.
-   */
-  private async settleGates(): Promise<void> {
-    if (this.settling) return;
-    this.settling = true;
-    try {
-      const now = this.config.clock.now();
-      const changes = await this.store.read((o) => o.q.gateChangedSince(now - this.gateSettleMs - GATE_RECORD_MS));
-      const due = changes.filter((g) => g.updatedAt <= now - this.gateSettleMs && !this.settled.has(settledKey(g)));
-      if (due.length) await this.gates.load();
-      for (const g of due) {
-        await this.gatePass(g.lambda, g.collection, g.mode);
-        this.settled.set(settledKey(g), g.updatedAt);
-      }
-      for (const [k, at] of this.settled) if (at < now - this.gateSettleMs - GATE_RECORD_MS) this.settled.delete(k);
-      if (now - this.gatesForgotAt > GATE_RECORD_MS) {
-        this.gatesForgotAt = now;
-        await this.commit.run((ops) => ops.q.gateForget(now - this.gateSettleMs - GATE_RECORD_MS));
-      }
-    } catch (err) {
-      this.log.warn({ err }, 'second pass over changed gates failed; retrying at the next sweep');
-    } finally {
-      this.settling = false;
-    }
   }
 
   async lambdas(): Promise<LambdaSummary[]> {

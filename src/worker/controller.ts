@@ -15,6 +15,7 @@ import {
 } from '../protocol/frames.js';
 import type { WorkerTransport } from '../protocol/transport.js';
 import { AttemptAborted, type AttemptOutcome, type ExecutorDeps, RunningAttempt } from './executor.js';
+import { HeartbeatAcks } from './heartbeat-acks.js';
 import { IsolateHost } from './isolation/host.js';
 import { PriorityBuffer } from './priority-buffer.js';
 
@@ -92,8 +93,7 @@ export class Controller {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private seq = 0;
   private watchdog: NodeJS.Timeout | null = null;
-  /** Heartbeats sent and not answered yet: when each went out, and who waits for its answer. */
-  private readonly ackWaiters = new Map<number, { at: number; waiters: Array<(lost: AttemptRef[] | null) => void> }>();
+  private readonly acks = new HeartbeatAcks();
   private idleWaiters: Array<() => void> = [];
 
   constructor(
@@ -163,7 +163,7 @@ export class Controller {
     if (this.watchdog) clearTimeout(this.watchdog);
     this.watchdog = null;
     this.mode = 'stopped';
-    for (const seq of [...this.ackWaiters.keys()]) this.answerWaiters(seq, null);
+    this.acks.giveUp();
     if (this.up) this.transport.send({ type: 'bye' });
     await this.transport.close();
     await Promise.all([...this.isolates.values()].map((h) => h.close()));
@@ -440,13 +440,8 @@ export class Controller {
 
   /** Renews every held lease; answers go to onAck. */
   private heartbeat(): number {
-    // Waiters of heartbeats that got no answer within an interval learn it failed. (Younger ones
-    // wait on: ctx.heartbeat() sends a heartbeat of its own, and several handlers calling it at
-    // once must not fail each other's.)
-    const now = this.clock.now();
-    for (const [seq, { at }] of this.ackWaiters) if (now - at >= this.heartbeatMs) this.answerWaiters(seq, null);
     const seq = ++this.seq;
-    this.ackWaiters.set(seq, { at: now, waiters: [] });
+    this.acks.sent(seq, this.clock.now(), this.heartbeatMs);
     if (this.up) {
       const held: AttemptRef[] = [...this.running.values()].map((a) => ({ id: a.frame.id, attempt: a.frame.attempt }));
       for (const t of this.buffer.values()) held.push({ id: t.id, attempt: t.attempt });
@@ -455,17 +450,10 @@ export class Controller {
     return seq;
   }
 
-  /** Answers the waiters of one heartbeat: what it lost, or null for no answer. */
-  private answerWaiters(seq: number, lost: AttemptRef[] | null): void {
-    const entry = this.ackWaiters.get(seq);
-    this.ackWaiters.delete(seq);
-    for (const w of entry?.waiters ?? []) w(lost);
-  }
-
   private onAck(seq: number, lost: AttemptRef[]): void {
     if (this.mode !== 'stopped') this.armWatchdog();
     if (lost.length) this.forsake(lost);
-    this.answerWaiters(seq, lost);
+    this.acks.answer(seq, lost);
     if (this.mode === 'suspended') {
       this.log.info('heartbeats answered again; taking work');
       this.mode = 'running';
@@ -491,7 +479,7 @@ export class Controller {
   private heartbeatFor(frame: TaskFrame): Promise<void> {
     const seq = this.heartbeat();
     return new Promise((resolve, reject) => {
-      this.ackWaiters.get(seq)?.waiters.push((lost) => {
+      this.acks.wait(seq, (lost) => {
         if (lost === null) reject(new Error('heartbeat unanswered: the server did not confirm the lease in time'));
         else if (lost.some((l) => l.id === frame.id && l.attempt === frame.attempt))
           reject(new AttemptAborted('lease_lost', 'this attempt lost its lease'));

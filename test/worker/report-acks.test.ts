@@ -142,6 +142,22 @@ describe('a worker keeps outcomes until the server acknowledges them', () => {
   });
 });
 
+/** A handler that runs until its signal aborts, and how long after its start that came. */
+function untilAborted() {
+  let after: number | null = null;
+  return {
+    handler: (_p: unknown, ctx: { signal: AbortSignal }) =>
+      new Promise((resolve) => {
+        const t0 = Date.now();
+        ctx.signal.addEventListener('abort', () => {
+          after = Date.now() - t0;
+          resolve(null);
+        });
+      }),
+    abortedAfter: () => after,
+  };
+}
+
 describe('heartbeats of a worker', () => {
   /** A started worker of one lambda on a fake link, welcomed with a short heartbeat interval. */
   async function worker(
@@ -190,40 +206,19 @@ describe('heartbeats of a worker', () => {
   });
 
   it('aborts running attempts after three unanswered heartbeats while draining too', async () => {
-    let abortedAfter: number | null = null;
-    const { link, c } = await worker(
-      (_p, ctx) =>
-        new Promise((resolve) => {
-          const t0 = Date.now();
-          ctx.signal.addEventListener('abort', () => {
-            abortedAfter = Date.now() - t0;
-            resolve(null);
-          });
-        }),
-      1,
-    );
+    const held = untilAborted();
+    const { link, c } = await worker(held.handler, 1);
     link.answer({ type: 'tasks', tasks: [taskFrame(1)] });
     await until(() => link.sent.some((f) => f.type === 'report' && (f.started?.length ?? 0) > 0), 2000, 'started');
     // No heartbeat is answered from here on; the grace period (2 s) outlasts the lease (400 ms).
     await c.stop(2000);
-    expect(abortedAfter).not.toBeNull();
-    expect(abortedAfter as unknown as number).toBeLessThan(1000); // three intervals of 100 ms, not the grace period
+    expect(held.abortedAfter()).not.toBeNull();
+    expect(held.abortedAfter() as number).toBeLessThan(1000); // three intervals of 100 ms, not the grace period
   });
 
   it('counts unanswered heartbeats from the last answer, not from a reconnect', async () => {
-    let abortedAfter: number | null = null;
-    const { link, c } = await worker(
-      (_p, ctx) =>
-        new Promise((resolve) => {
-          const t0 = Date.now();
-          ctx.signal.addEventListener('abort', () => {
-            abortedAfter = Date.now() - t0;
-            resolve(null);
-          });
-        }),
-      1,
-      200,
-    );
+    const held = untilAborted();
+    const { link, c } = await worker(held.handler, 1, 200);
     link.answer({ type: 'tasks', tasks: [taskFrame(1)] });
     // No heartbeat is ever answered. Two intervals in, the connection drops and a new session is
     // welcomed: that renews no lease, so the attempt still stops three intervals after the start.
@@ -232,8 +227,8 @@ describe('heartbeats of a worker', () => {
     link.reopen();
     await until(() => link.sent.filter((f) => f.type === 'hello').length === 2, 2000, 'hello again');
     link.answer({ ...welcome, heartbeatMs: 200, leaseMs: 800 });
-    await until(() => abortedAfter !== null, 3000, 'the abort');
-    expect(abortedAfter as unknown as number).toBeLessThan(850); // 600 ms; 1000 if the welcome restarted the count
+    await until(() => held.abortedAfter() !== null, 3000, 'the abort');
+    expect(held.abortedAfter() as number).toBeLessThan(850); // 600 ms; 1000 if the welcome restarted the count
     await c.stop(0);
   });
 });
