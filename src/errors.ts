@@ -20,6 +20,7 @@ export const ERROR_CATALOGUE = {
   unknown_lambda: { status: 404, description: 'No worker has registered a lambda of this name and none is configured.' },
   method_not_allowed: { status: 405, description: 'The route exists but not for this HTTP method.' },
   bad_request: { status: 400, description: 'The request is not well-formed HTTP; the server closes the connection.' },
+  uri_too_long: { status: 414, description: 'A segment of the URL path is longer than 1024 characters.' },
   upgrade_required: {
     status: 426,
     description: 'The route speaks the worker protocol over a WebSocket (docs/protocol.md): send an upgrade request.',

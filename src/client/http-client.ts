@@ -91,6 +91,7 @@ export class ConveyorClient {
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     let res: Response;
+    let text: string;
     try {
       res = await fetch(this.server + path, {
         method,
@@ -98,13 +99,15 @@ export class ConveyorClient {
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(this.timeoutMs),
       });
+      // Within the same timeout and the same catch: a body that stalls or is cut off is the
+      // server going away as much as a refused connection is.
+      text = await res.text();
     } catch (err) {
       // fetch says only "fetch failed"; the reason (ECONNREFUSED, a refused port) is in its cause.
       const inner = (err as { cause?: { code?: string; message?: string } }).cause;
       const cause = inner?.code ?? inner?.message ?? (err as Error).name;
       throw new ConveyorError('server_unreachable', `cannot reach ${this.server} (${cause})`, { cause: err });
     }
-    const text = await res.text();
     let json: unknown;
     try {
       json = text ? JSON.parse(text) : {};
@@ -112,13 +115,19 @@ export class ConveyorClient {
       throw new ConveyorError('internal_error', `${method} ${path}: the server answered ${res.status} with a body that is not JSON`);
     }
     if (!res.ok) {
-      const e = (json as { error?: { code?: string; message?: string } }).error;
+      const e = json !== null && typeof json === 'object' ? (json as { error?: { code?: string; message?: string } }).error : undefined;
       const code = isErrorCode(e?.code) ? e.code : 'internal_error';
-      const retry = res.headers.get('retry-after');
-      throw new ConveyorError(code, e?.message ?? `${method} ${path}: HTTP ${res.status}`, retry ? { retryAfterS: Number(retry) } : {});
+      throw new ConveyorError(code, e?.message ?? `${method} ${path}: HTTP ${res.status}`, retryAfterOf(res.headers.get('retry-after')));
     }
     return json as T;
   }
+}
+
+/** Retry-After in seconds: a number of seconds, or an HTTP date (RFC 9110). */
+function retryAfterOf(header: string | null): { retryAfterS?: number } {
+  if (header === null) return {};
+  const s = /^\d+$/.test(header.trim()) ? Number(header) : Math.ceil((Date.parse(header) - systemClock.now()) / 1000);
+  return Number.isFinite(s) ? { retryAfterS: Math.max(0, s) } : {};
 }
 
 /**

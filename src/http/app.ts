@@ -40,6 +40,9 @@ export async function buildApp(engine: Engine, opts: HttpOptions): Promise<Fasti
     connectionTimeout: 60_000,
     requestTimeout: 60_000,
     keepAliveTimeout: 65_000,
+    // Path segments hold ids (26), lambda names (128) and collections: Fastify's 100 was too short
+    // for a long lambda name; a longer segment is refused with 414 (frameworkError).
+    routerOptions: { maxParamLength: 1024 },
     frameworkErrors: frameworkError,
     clientErrorHandler: clientError,
   });

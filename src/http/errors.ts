@@ -47,13 +47,15 @@ export function sendError(reply: FastifyReply, e: ConveyorError): FastifyReply {
 
 /**
  * Fastify's errors from before routing (frameworkErrors): a path whose %-escapes do not decode
- * (%FF, half of a UTF-8 sequence) is the one that reaches here.
+ * (%FF, half of a UTF-8 sequence), and a path segment longer than the router takes.
  */
 export function frameworkError(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
   const e =
     err.code === 'FST_ERR_BAD_URL'
       ? new ConveyorError('validation_failed', 'the URL path holds a %-escape that is not UTF-8')
-      : toConveyorError(err);
+      : err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? new ConveyorError('uri_too_long')
+        : toConveyorError(err);
   void sendError(reply, e);
 }
 

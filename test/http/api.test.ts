@@ -178,6 +178,9 @@ describe('HTTP API through a real socket', () => {
       ['POST', '/v1/tasks/batch', { tasks: Array.from({ length: 51 }, () => ({ lambda: 'echo' })) }, 400, 'batch_too_large'],
       ['POST', '/v1/tasks/batch', { tasks: [] }, 400, 'validation_failed'],
       ['GET', '/v1/tasks/01ZZZZZZZZZZZZZZZZZZZZZZZZ', undefined, 404, 'task_not_found'],
+      // a lambda name of up to 128 characters fits a path segment; past the router's limit, 414
+      ['POST', `/v1/lambdas/${'l'.repeat(128)}/pause`, {}, 404, 'unknown_lambda'],
+      ['GET', `/v1/tasks/${'t'.repeat(1025)}`, undefined, 414, 'uri_too_long'],
       ['GET', '/v1/tasks?limit=0', undefined, 400, 'validation_failed', /limit/],
       ['GET', '/v1/tasks?limit=0x10', undefined, 400, 'validation_failed', /query: limit must be integer/],
       ['GET', '/v1/tasks?limit=%20', undefined, 400, 'validation_failed', /query: limit must be integer/],
