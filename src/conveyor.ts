@@ -4,6 +4,7 @@ import { type LambdaDefinition, lambdaConfigOf } from './core/lambda.js';
 import type { SubmitInput } from './core/submit.js';
 import { type TaskView, taskView } from './core/task.js';
 import { isTerminal } from './core/task-state.js';
+import { waitTimeoutOf } from './core/wait.js';
 import { ConveyorError } from './errors.js';
 import { buildApp } from './http/app.js';
 import { isLoopback } from './http/listen.js';
@@ -164,7 +165,7 @@ export class Conveyor {
   /** Resolves with the task once it is terminal (SUCCESS, FATAL_FAILURE or CANCELLED); rejects after `timeoutMs` (30 s by default). */
   async waitFor(id: string, opts: { timeoutMs?: number } = {}): Promise<TaskView> {
     const engine = this.engine;
-    const timeoutMs = opts.timeoutMs ?? 30_000;
+    const timeoutMs = waitTimeoutOf(opts.timeoutMs, 30_000);
     return new Promise<TaskView>((resolve, reject) => {
       let done = false;
       const finish = (err: unknown) => {
@@ -178,7 +179,10 @@ export class Conveyor {
       const onEnded = (e: { id: string }) => {
         if (e.id === id) finish(null);
       };
-      const timer = setTimeout(() => finish(new Error(`task ${id} did not finish within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => finish(new ConveyorError('wait_timed_out', `task ${id} did not finish within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       engine.events.on('ended', onEnded);
       engine.get(id).then(({ task }) => {
         if (isTerminal(task.state)) finish(null);

@@ -51,6 +51,10 @@ export const ERROR_CATALOGUE = {
     status: 503,
     description: 'A client (SDK, CLI, worker) could not reach the server: connection refused, reset or timed out.',
   },
+  wait_timed_out: {
+    status: 408,
+    description: 'waitFor (library, SDK) or `submit --wait` gave up: the task was not finished within the time asked for.',
+  },
 } as const satisfies Record<string, { status: number; description: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

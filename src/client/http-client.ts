@@ -3,6 +3,7 @@ import type { GateMode } from '../core/gate.js';
 import type { SubmitInput } from '../core/submit.js';
 import type { TaskView } from '../core/task.js';
 import { isTerminal } from '../core/task-state.js';
+import { waitTimeoutOf } from '../core/wait.js';
 import { ConveyorError, isErrorCode } from '../errors.js';
 import type { LambdaSummary } from '../server/engine.js';
 
@@ -75,12 +76,12 @@ export class ConveyorClient {
 
   /** Polls until the task is terminal. */
   async waitFor(id: string, opts: { timeoutMs?: number; pollMs?: number } = {}): Promise<TaskView> {
-    const until = systemClock.now() + (opts.timeoutMs ?? 60_000);
+    const until = systemClock.now() + waitTimeoutOf(opts.timeoutMs, 60_000);
     let pause = opts.pollMs ?? 50;
     for (;;) {
       const t = await this.get(id);
       if (isTerminal(t.state)) return t;
-      if (systemClock.now() > until) throw new ConveyorError('server_unreachable', `task ${id} is still ${t.state} after waiting`);
+      if (systemClock.now() > until) throw new ConveyorError('wait_timed_out', `task ${id} is still ${t.state} after waiting`);
       await new Promise((r) => setTimeout(r, pause));
       pause = Math.min(1000, pause * 2);
     }

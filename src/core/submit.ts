@@ -95,6 +95,26 @@ export function describeSchemaError(errors: ErrorObject[], root = ''): string {
   return `${path || 'body'} ${e.message ?? 'is invalid'}`;
 }
 
+/** JSON schema of a pause or resume's body: an optional collection, and a mode out of `modes`. */
+export const gateSchema = (modes: readonly string[]) =>
+  ({
+    type: ['object', 'null'],
+    additionalProperties: false,
+    properties: {
+      collection: COLLECTION,
+      ...(modes.length ? { mode: { type: 'string', enum: modes } } : {}),
+    },
+  }) as const;
+const validateGate = ajv.compile(gateSchema(['pause', 'drop', 'open']));
+
+/** Checks a gate change's shape as the HTTP routes do; throws validation_failed with the first problem. */
+export function checkGateShape(input: { collection?: string; mode: string }): void {
+  const { collection, mode } = input;
+  if (!validateGate(collection === undefined ? { mode } : { collection, mode })) {
+    throw new ConveyorError('validation_failed', describeSchemaError(validateGate.errors!));
+  }
+}
+
 /** Checks one submit's shape; throws validation_failed with the first problem. */
 export function checkSubmitShape(input: unknown, where = ''): asserts input is SubmitInput {
   if (!validateSubmit(input)) {

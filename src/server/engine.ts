@@ -4,8 +4,8 @@ import { hostname } from 'node:os';
 import type { ServerConfig } from '../config/options.js';
 import { type GateMode, WHOLE_LAMBDA } from '../core/gate.js';
 import { IdGenerator, isId } from '../core/ids.js';
-import { type LambdaConfig, LIMITS } from '../core/lambda.js';
-import { checkSubmitShape, newTaskOf, type SubmitInput } from '../core/submit.js';
+import type { LambdaConfig } from '../core/lambda.js';
+import { checkGateShape, checkSubmitShape, newTaskOf, type SubmitInput } from '../core/submit.js';
 import type { AttemptRow, ClaimedRow, NewTask, TaskRow } from '../core/task.js';
 import { isTaskState, type TaskState } from '../core/task-state.js';
 import { ConveyorError } from '../errors.js';
@@ -324,10 +324,11 @@ export class Engine {
    * `open` (resume) releases what was held, most urgent first. Running attempts finish.
    */
   async setGate(lambda: string, opts: { collection?: string; mode: GateMode }): Promise<LambdaSummary> {
+    // The library calls this directly: the same checks as the HTTP body's schema.
+    checkGateShape({ collection: opts.collection, mode: opts.mode });
+    await this.registry.refreshIfUnknown([lambda]);
     if (!this.registry.get(lambda)) throw new ConveyorError('unknown_lambda', `no lambda named ${JSON.stringify(lambda)} is registered`);
     const collection = opts.collection ?? WHOLE_LAMBDA;
-    if (collection.length > LIMITS.collectionLength)
-      throw new ConveyorError('validation_failed', `collection is longer than ${LIMITS.collectionLength} characters`);
     const now = this.config.clock.now();
     await this.commit.run(async (ops) => {
       await ops.q.gateSet({ lambda, collection, mode: opts.mode }, now);

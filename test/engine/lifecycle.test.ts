@@ -242,6 +242,18 @@ describe('task lifecycle (embedded, SQLite)', () => {
     expect(ran).toEqual(['parked']);
   });
 
+  it('checks pause and waitFor arguments in the library as the HTTP API does', async () => {
+    const c = await startConveyor({ lambdas: [{ name: 'mail', handler: async () => null }] });
+    for (const opts of [{ mode: 'bogus' }, { collection: '*' }, { collection: 'a\u0000b' }, { collection: '' }]) {
+      await expect(c.pause('mail', opts as never)).rejects.toMatchObject({ code: 'validation_failed' });
+    }
+    expect((await c.lambdas()).find((l) => l.name === 'mail')).toMatchObject({ paused: false, gates: [] });
+    const t = await c.submit('mail', null, { delayMs: 60_000 });
+    // a timer cannot hold 3e9 ms: it would fire at once
+    await expect(c.waitFor(t.id, { timeoutMs: 3e9 })).rejects.toMatchObject({ code: 'validation_failed' });
+    await expect(c.waitFor(t.id, { timeoutMs: 50 })).rejects.toMatchObject({ code: 'wait_timed_out' });
+  });
+
   it('answers the first task for a repeated idempotency key', async () => {
     const c = await startConveyor({ lambdas: [ok] });
     const a = await c.submit('ok', { n: 1 }, { idempotencyKey: 'order-42' });

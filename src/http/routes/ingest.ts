@@ -24,7 +24,10 @@ export function ingestRoutes(app: FastifyInstance, engine: Engine): void {
       } as never,
       // Before the body is read: an unknown lambda or a full queue costs no parse.
       onRequest: async (req: FastifyRequest, reply: FastifyReply) => {
-        const refusal = engine.ingest.refusal((req.params as { lambda: string }).lambda);
+        const { lambda } = req.params as { lambda: string };
+        // A lambda another server registered may not have reached this one yet (as submits do).
+        await engine.registry.refreshIfUnknown([lambda]);
+        const refusal = engine.ingest.refusal(lambda);
         if (refusal) return sendError(reply, refusal);
       },
       handler: async (req, reply) => {

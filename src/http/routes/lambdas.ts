@@ -1,17 +1,9 @@
 import type { FastifyInstance } from 'fastify';
-import { COLLECTION } from '../../core/submit.js';
+import { gateSchema } from '../../core/submit.js';
 import type { Engine } from '../../server/engine.js';
 import { resource } from '../route.js';
 
 const nameParams = { type: 'object', required: ['name'], properties: { name: { type: 'string', maxLength: 128 } } };
-const gateBody = (modes: string[]) => ({
-  type: ['object', 'null'],
-  additionalProperties: false,
-  properties: {
-    collection: COLLECTION,
-    ...(modes.length ? { mode: { type: 'string', enum: modes } } : {}),
-  },
-});
 
 export function lambdaRoutes(app: FastifyInstance, engine: Engine): void {
   resource(app, '/v1/lambdas', {
@@ -27,7 +19,7 @@ export function lambdaRoutes(app: FastifyInstance, engine: Engine): void {
         summary: 'Pause a lambda or one collection (mode drop cancels due tasks instead)',
         tags: ['lambdas'],
         params: nameParams,
-        body: gateBody(['pause', 'drop']),
+        body: gateSchema(['pause', 'drop']),
       },
       handler: async (req) => {
         const body = (req.body ?? {}) as { collection?: string; mode?: 'pause' | 'drop' };
@@ -40,7 +32,7 @@ export function lambdaRoutes(app: FastifyInstance, engine: Engine): void {
 
   resource(app, '/v1/lambdas/:name/resume', {
     POST: {
-      schema: { summary: 'Resume a lambda or one collection', tags: ['lambdas'], params: nameParams, body: gateBody([]) },
+      schema: { summary: 'Resume a lambda or one collection', tags: ['lambdas'], params: nameParams, body: gateSchema([]) },
       handler: async (req) => {
         const body = (req.body ?? {}) as { collection?: string };
         return { lambda: await engine.setGate((req.params as { name: string }).name, { collection: body.collection, mode: 'open' }) };
