@@ -7,7 +7,7 @@ import { isTerminal } from './core/task-state.js';
 import { waitTimeoutOf } from './core/wait.js';
 import { ConveyorError } from './errors.js';
 import { buildApp } from './http/app.js';
-import { isLoopback } from './http/listen.js';
+import { checkListenable } from './http/listen.js';
 import { type Logger, silentLogger } from './log.js';
 import { inProcessPair } from './protocol/in-process.js';
 import { Engine, type LambdaSummary } from './server/engine.js';
@@ -107,12 +107,7 @@ export class Conveyor {
    */
   async listen(opts: ListenOptions = {}): Promise<string> {
     const host = opts.host ?? '127.0.0.1';
-    if (!opts.token && !opts.insecure && !isLoopback(host)) {
-      throw new ConveyorError(
-        'validation_failed',
-        `refusing to listen on ${host} without a token: set CONVEYOR_TOKEN (or --token), or pass --insecure if the network is trusted`,
-      );
-    }
+    checkListenable(opts);
     if (this.app) throw new ConveyorError('validation_failed', 'already listening');
     const app = await buildApp(this.engine, { token: opts.token, bodyLimit: opts.bodyLimit, logger: this.opts.logger ?? silentLogger });
     this.app = app;

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -69,10 +69,10 @@ describe('CLI', () => {
     const open = ['--host', '0.0.0.0', '--port', '0'];
     const store = ['--store', join(tempDir(), 'insecure.db')];
     cases.push(
-      [['server', ...open, ...store], /(^|\n)error: refusing to listen on 0\.0\.0\.0 without a token[^\n]*\n$/, { CONVEYOR_INSECURE: '0' }],
+      [['server', ...open, ...store], /^error: refusing to listen on 0\.0\.0\.0 without a token[^\n]*\n$/, { CONVEYOR_INSECURE: '0' }],
       [
         ['dev', ...open, '--db', join(tempDir(), 'dev.db')],
-        /(^|\n)error: refusing to listen on 0\.0\.0\.0 without a token[^\n]*\n$/,
+        /^error: refusing to listen on 0\.0\.0\.0 without a token[^\n]*\n$/,
         { CONVEYOR_INSECURE: 'false' },
       ],
       [
@@ -86,5 +86,6 @@ describe('CLI', () => {
       expect({ args, code: r.code }).toEqual({ args, code: 1 });
       expect(r.stderr).toMatch(message);
     }
+    expect(existsSync(store[1] as string)).toBe(false); // refused before the store was opened
   });
 });

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { envTwins, serverOptionsFromEnv } from '../../config/env.js';
 import { Conveyor } from '../../conveyor.js';
+import { checkListenable } from '../../http/listen.js';
 import { createLogger } from '../../log.js';
 import { loadLambdaModules } from '../../worker/lambda-loader.js';
 import { action, insecureOf, insecureOption, intArg, listOf, onShutdown } from '../common.js';
@@ -27,6 +28,8 @@ export function devCommand(): Command {
     .action(
       action(async (opts) => {
         const insecure = insecureOf(opts.insecure);
+        // Before the store opens: a refused address leaves no database file behind.
+        checkListenable({ host: opts.host, token: opts.token, insecure });
         const log = createLogger({ pretty: process.stderr.isTTY });
         const lambdas = await loadLambdaModules(listOf(opts.lambdas));
         const conveyor = new Conveyor({

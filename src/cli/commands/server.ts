@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { envTwins, serverOptionsFromEnv } from '../../config/env.js';
 import { Conveyor } from '../../conveyor.js';
+import { checkListenable } from '../../http/listen.js';
 import { createLogger } from '../../log.js';
 import { action, insecureOf, insecureOption, intArg, onShutdown } from '../common.js';
 
@@ -20,6 +21,8 @@ export function serverCommand(): Command {
     .action(
       action(async (opts) => {
         const insecure = insecureOf(opts.insecure);
+        // Before the store opens: a refused address leaves no database file behind.
+        checkListenable({ host: opts.host, token: opts.token, insecure });
         const log = createLogger({ pretty: process.stderr.isTTY });
         const conveyor = new Conveyor({ ...serverOptionsFromEnv(), store: opts.store, logger: log, worker: false });
         await conveyor.start();
