@@ -18,6 +18,9 @@ export interface Random {
 
 export const systemClock: Clock = { now: () => Date.now() };
 
+/** The longest delay a Node timer takes (about 24.8 days); longer ones fire at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 // Random bytes are drawn from a pooled buffer: ids need 10 bytes each, and one 4 KiB
 // randomBytes call serves 400 of them (a call per id cost more than the insert at 60k ids/s).
 const POOL_BYTES = 4096;

@@ -1,5 +1,5 @@
 import type { Clock, Random } from '../clock.js';
-import { systemClock, systemRandom } from '../clock.js';
+import { MAX_TIMER_MS, systemClock, systemRandom } from '../clock.js';
 import { suggest } from '../core/suggest.js';
 
 /** Options of a Conveyor server (and of an embedded Conveyor). */
@@ -83,7 +83,7 @@ type Rule = [min: number, max: number];
 // Bounds and their reasons: timers above 2^31-1 ms fire at once in Node; a lease must outlive
 // three heartbeats (ATF); claim batches past 10k make one transaction hold the store too long;
 // each ingest writer holds a batch in flight, and past 64 they only queue for the same store.
-const MS_MAX = 2 ** 31 - 1;
+const MS_MAX = MAX_TIMER_MS;
 const SERVER_RULES: Record<string, Rule> = {
   leaseMs: [100, MS_MAX],
   heartbeatMs: [10, MS_MAX],

@@ -1,7 +1,5 @@
+import { MAX_TIMER_MS } from '../clock.js';
 import { ConveyorError } from '../errors.js';
-
-/** The longest delay a Node timer holds; past it setTimeout fires at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** A wait's length (waitFor's timeoutMs): a whole number of ms a timer can hold, else validation_failed. */
 export function waitTimeoutOf(ms: number | undefined, fallback: number): number {

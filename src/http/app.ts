@@ -43,7 +43,7 @@ export async function buildApp(engine: Engine, opts: HttpOptions): Promise<Fasti
     // Path segments hold ids (26), lambda names (128) and collections: Fastify's 100 was too short
     // for a long lambda name; a longer segment is refused with 414 (frameworkError).
     routerOptions: { maxParamLength: 1024 },
-    frameworkErrors: frameworkError,
+    frameworkErrors: frameworkError(opts.logger),
     clientErrorHandler: clientError,
   });
   app.setValidatorCompiler(validatorCompiler);

@@ -49,14 +49,16 @@ export function sendError(reply: FastifyReply, e: ConveyorError): FastifyReply {
  * Fastify's errors from before routing (frameworkErrors): a path whose %-escapes do not decode
  * (%FF, half of a UTF-8 sequence), and a path segment longer than the router takes.
  */
-export function frameworkError(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
-  const e =
-    err.code === 'FST_ERR_BAD_URL'
-      ? new ConveyorError('validation_failed', 'the URL path holds a %-escape that is not UTF-8')
-      : err.code === 'FST_ERR_MAX_PARAM_LENGTH'
-        ? new ConveyorError('uri_too_long')
-        : toConveyorError(err);
-  void sendError(reply, e);
+export function frameworkError(log: Logger) {
+  return (err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void => {
+    const e =
+      err.code === 'FST_ERR_BAD_URL'
+        ? new ConveyorError('validation_failed', 'the URL path holds a %-escape that is not UTF-8')
+        : err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? new ConveyorError('uri_too_long')
+          : toConveyorError(err, log); // anything else is unexpected: logged, answered 500
+    void sendError(reply, e);
+  };
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { Gate, GateMode } from '../core/gate.js';
 import type { AttemptRow, ClaimedRow, Hold, TaskRow } from '../core/task.js';
 import type { TaskState } from '../core/task-state.js';
 import type { EndedRow } from './driver.js';
@@ -9,6 +10,16 @@ type Raw = Record<string, unknown>;
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : num(v));
 const bool = (v: unknown): boolean => v === true || v === 1 || v === '1' || v === 't';
+
+/** A gate row from either dialect. */
+export function gateOf(r: Raw): Gate {
+  return { lambda: r.lambda as string, collection: r.collection as string, mode: r.mode as GateMode };
+}
+
+/** A gate row with when it was set (gateChangedSince). */
+export function gateChangeOf(r: Raw): Gate & { updatedAt: number } {
+  return { ...gateOf(r), updatedAt: num(r.updated_at) };
+}
 
 /** A task row from either dialect. */
 export function taskOf(r: Raw): TaskRow {

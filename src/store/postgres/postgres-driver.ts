@@ -1,5 +1,5 @@
 import postgres from 'postgres';
-import { systemRandom } from '../../clock.js';
+import { MAX_TIMER_MS, systemRandom } from '../../clock.js';
 import type { Driver, Queries } from '../driver.js';
 import { loadMigrations, loadQueries } from '../sql-files.js';
 import { storeErrorOf } from '../store-error.js';
@@ -54,8 +54,6 @@ const IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000;
  * see liveness.ts).
  */
 const CLIENT_TIMEOUT_MARGIN_MS = 5_000;
-/** The longest delay a Node timer takes (about 24.8 days); longer ones fire at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, min: 60_000, h: 3_600_000 };
 /** A liveness probe (liveness.ts) that gets no answer on a fresh connection within this long finds the database unreachable. */
 const PROBE_TIMEOUT_MS = 2_000;

@@ -1,4 +1,4 @@
-import { type Gate, WHOLE_LAMBDA } from '../../core/gate.js';
+import type { Gate } from '../../core/gate.js';
 import type { AttemptRow } from '../../core/task.js';
 import type { TaskState } from '../../core/task-state.js';
 import {
@@ -14,7 +14,7 @@ import {
   type SucceedItem,
   uniformRows,
 } from '../driver.js';
-import { attemptOf, claimedOf, endedOf, taskOf } from '../rows.js';
+import { attemptOf, claimedOf, endedOf, gateChangeOf, gateOf, taskOf } from '../rows.js';
 
 type Row = Record<string, unknown>;
 type GatePage = Parameters<Queries['taskOfGate']>[0];
@@ -342,12 +342,7 @@ export class PostgresQueries implements Queries {
   }
 
   async gateChangedSince(since: number) {
-    return (await this.exec('gateChangedSince', [since])).map((r) => ({
-      lambda: r.lambda as string,
-      collection: r.collection as string,
-      mode: r.mode as Gate['mode'],
-      updatedAt: Number(r.updated_at),
-    }));
+    return (await this.exec('gateChangedSince', [since])).map(gateChangeOf);
   }
 
   async gateForget(before: number) {
@@ -355,11 +350,7 @@ export class PostgresQueries implements Queries {
   }
 
   async gateList() {
-    return (await this.exec('gateList', [])).map((r) => ({
-      lambda: r.lambda as string,
-      collection: (r.collection as string | null) ?? WHOLE_LAMBDA,
-      mode: r.mode as Gate['mode'],
-    }));
+    return (await this.exec('gateList', [])).map(gateOf);
   }
 
   async leaseTry(name: string, holder: string, now: number, until: number) {

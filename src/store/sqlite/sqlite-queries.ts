@@ -1,9 +1,8 @@
 import type { Gate } from '../../core/gate.js';
-import { WHOLE_LAMBDA } from '../../core/gate.js';
 import type { AttemptRow, TaskRow } from '../../core/task.js';
 import type { TaskState } from '../../core/task-state.js';
 import { type EndedRow, type InsertRow, type LambdaRow, type Queries, uniformRows } from '../driver.js';
-import { attemptOf, claimedOf, endedOf, taskOf } from '../rows.js';
+import { attemptOf, claimedOf, endedOf, gateChangeOf, gateOf, taskOf } from '../rows.js';
 import { storeErrorOf } from '../store-error.js';
 import type { SqliteDriver } from './sqlite-driver.js';
 
@@ -237,22 +236,13 @@ export function sqliteQueries(d: SqliteDriver): Queries {
       run('gateSet', { ...gate, now });
     },
     async gateChangedSince(since) {
-      return all('gateChangedSince', { since }).map((r) => ({
-        lambda: r.lambda as string,
-        collection: r.collection as string,
-        mode: r.mode as Gate['mode'],
-        updatedAt: Number(r.updated_at),
-      }));
+      return all('gateChangedSince', { since }).map(gateChangeOf);
     },
     async gateForget(before) {
       run('gateForget', { before });
     },
     async gateList() {
-      return all('gateList').map((r) => ({
-        lambda: r.lambda as string,
-        collection: (r.collection as string) ?? WHOLE_LAMBDA,
-        mode: r.mode as Gate['mode'],
-      }));
+      return all('gateList').map(gateOf);
     },
     async leaseTry(name, holder, now, until) {
       return get('leaseTry', { name, holder, now, until }) !== undefined;
