@@ -98,6 +98,36 @@ describeIf(await pgUnreachable(), 'signals between servers (PostgreSQL LISTEN/NO
     expect((await c.waitFor(task.id, { timeoutMs: 5000 })).state).toBe('SUCCESS');
   });
 
+  it('finds a lambda whose registration signal it missed when a pause, a submit or an ingest names it', async () => {
+    const { url, schema } = freshSchema();
+    const sql = client(PG_URL);
+    const c = await startConveyor({ ...SLOW_POLL, store: url, lambdas: [{ name: 'late', handler: () => 'ok' }] });
+    const b = await startConveyor({ ...SLOW_POLL, store: url, worker: false });
+    const base = await b.listen({ port: 0 });
+    // Registered by a server whose NOTIFY never reached b: the row alone, written behind b's back.
+    const register = (name: string) =>
+      sql.unsafe(
+        `INSERT INTO "${schema}".lambdas (name, config, updated_at)
+         SELECT $1, replace(config, '"name":"late"', '"name":"' || $1 || '"'), updated_at FROM "${schema}".lambdas WHERE name = 'late'`,
+        [name],
+      );
+    const ingest = (name: string) =>
+      fetch(`${base}/v1/ingest/${name}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"data":[{"n":1}]}' });
+    // Unknown a second ago as well: the re-read is limited to one a second, not skipped.
+    expect((await ingest('ghost')).status).toBe(404);
+    await register('ghost');
+    await sleep(1100);
+    expect(b.engine.registry.get('ghost')).toBeUndefined();
+    expect((await ingest('ghost')).status).toBe(202);
+    await register('quiet');
+    await sleep(1100);
+    expect((await b.pause('quiet')).name).toBe('quiet');
+    await register('silent');
+    await sleep(1100);
+    expect((await b.submit('silent', {})).lambda).toBe('silent');
+    await c.close();
+  });
+
   it('listens again after its connection is cut (backend terminated), and re-reads what it may have missed', async () => {
     const { a, b, schema, sql } = await pair();
     const killed = await sql.unsafe(
