@@ -216,6 +216,29 @@ describe('heartbeats of a worker', () => {
     expect(held.abortedAfter() as number).toBeLessThan(1000); // three intervals of 100 ms, not the grace period
   });
 
+  it('answers a ctx.heartbeat() still pending when the worker stops, so its handler is not left waiting', async () => {
+    let outcome: string | null = null;
+    let asked = false;
+    // A heartbeat interval far longer than the test: only the stop can answer it.
+    const { link, c } = await worker(
+      async (_p, ctx) => {
+        asked = true;
+        await ctx.heartbeat().then(
+          () => (outcome = 'confirmed'),
+          (err: Error) => (outcome = err.message),
+        );
+        return outcome;
+      },
+      1,
+      60_000,
+    );
+    link.answer({ type: 'tasks', tasks: [taskFrame(1)] });
+    await until(() => asked, 2000, 'the handler to ask');
+    await c.stop(0);
+    await until(() => outcome !== null, 1000, 'an answer to ctx.heartbeat()');
+    expect(outcome).toMatch(/heartbeat unanswered/);
+  });
+
   it('counts unanswered heartbeats from the last answer, not from a reconnect', async () => {
     const held = untilAborted();
     const { link, c } = await worker(held.handler, 1, 200);
