@@ -38,7 +38,13 @@ async function importModule(path: string): Promise<Record<string, unknown>> {
   return (await import(pathToFileURL(path).href)) as Record<string, unknown>;
 }
 
-function lambdasOf(mod: Record<string, unknown>): LambdaDefinition[] {
+function lambdasOf(mod: Record<string, unknown>, unwrap = true): LambdaDefinition[] {
+  // A module compiled to CommonJS (a .ts file outside a "type": "module" package, which tsx
+  // compiles so; tsc's output) arrives as { default: module.exports }: its own default export
+  // is one level down, beside its named exports, under the __esModule mark.
+  const inner = mod.default as { __esModule?: unknown } | null | undefined;
+  if (unwrap && typeof inner === 'object' && inner !== null && inner.__esModule === true)
+    return lambdasOf(inner as Record<string, unknown>, false);
   const out: LambdaDefinition[] = [];
   const add = (v: unknown) => {
     if (isLambdaDefinition(v) && !out.includes(v)) out.push(v);

@@ -1,0 +1,29 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadLambdaModules } from '../../src/worker/lambda-loader.js';
+import { tempDir } from '../helpers.js';
+
+describe('lambda loader', () => {
+  it('finds a default export of a module compiled to CommonJS (.ts outside a "type": "module" package, tsc output)', async () => {
+    // A temp folder has no package.json: tsx compiles a .ts file there as CommonJS, and
+    // Node hands a CommonJS module over as { default: module.exports }.
+    const dir = tempDir();
+    const ts = join(dir, 'lambdas.ts');
+    writeFileSync(ts, `export default [{ name: 'echo-ts', async handler(p: unknown) { return p; } }];\n`);
+    const single = join(dir, 'single.ts');
+    writeFileSync(single, `export default { name: 'single-ts', handler: (p: unknown) => p };\n`);
+    const cjs = join(dir, 'compiled.cjs');
+    writeFileSync(
+      cjs,
+      `"use strict";\nObject.defineProperty(exports, "__esModule", { value: true });\nexports.default = [{ name: 'echo-cjs', handler: async (p) => p }];\n`,
+    );
+    const found = await loadLambdaModules([ts, single, cjs]);
+    expect(found.map((l) => [l.name, l.module])).toEqual([
+      ['echo-ts', ts],
+      ['single-ts', single],
+      ['echo-cjs', cjs],
+    ]);
+    expect(await found[0]?.handler({ a: 1 }, {} as never)).toEqual({ a: 1 });
+  });
+});
