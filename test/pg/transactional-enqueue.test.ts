@@ -116,6 +116,26 @@ describeIf(await pgUnreachable(), 'transactional enqueue (conveyor_enqueue, enqu
     });
   });
 
+  it('refuses what the API refuses, with the same message: a start time past the year 275760, a payload JSON cannot hold', async () => {
+    const { c, app } = await setup();
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    const cases: Array<[unknown, { delayMs?: number }]> = [
+      [{ order: 7 }, { delayMs: 8.64e15 }],
+      [{ order: 7n }, {}],
+      [cyclic, {}],
+    ];
+    for (const [payload, opts] of cases) {
+      const viaApi = await c.submit('receipt', payload, opts).catch((e: unknown) => e);
+      expect(viaApi).toMatchObject({ code: 'validation_failed' });
+      const viaHelper = await app.begin((tx) => enqueueInTransaction(tx, { lambda: 'receipt', payload, ...opts })).catch((e: unknown) => e);
+      expect(viaHelper).toBeInstanceOf(ConveyorError);
+      expect(viaHelper).toMatchObject({ code: 'validation_failed', message: (viaApi as Error).message });
+    }
+    // Nothing went in (a task due past any Date had made GET and the task list answer 500).
+    expect(await taskCount(app)).toBe(0);
+  });
+
   it('is a plain SQL function for any client: named arguments, a schema-qualified name, a later run_at', async () => {
     const { c, other, schema } = await setup();
     const t0 = Date.now();

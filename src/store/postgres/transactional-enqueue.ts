@@ -1,4 +1,5 @@
-import { checkSubmitShape, runAtOf, type SubmitInput } from '../../core/submit.js';
+import type { LambdaConfig } from '../../core/lambda.js';
+import { checkSubmitShape, newTaskOf, runAtOf, type SubmitInput } from '../../core/submit.js';
 import { ConveyorError } from '../../errors.js';
 import { loadQueries } from '../sql-files.js';
 
@@ -19,6 +20,18 @@ export interface SqlTransaction {
 }
 
 let statement: string | null = null;
+
+/** What newTaskOf needs of a lambda to check a submit; its defaults are not used here. */
+const UNCHECKED_LAMBDA: LambdaConfig = {
+  name: '',
+  timeoutMs: 1,
+  maxAttempts: 1,
+  backoff: { baseMs: 0, maxMs: 0, factor: 1 },
+  concurrency: null,
+  priority: 0,
+  cron: null,
+  isolation: 'inline',
+};
 
 /**
  * Creates a Conveyor task inside the caller's own transaction, so the task exists if and only if
@@ -50,17 +63,17 @@ export async function enqueueInTransaction(tx: SqlTransaction, input: EnqueueInp
     if (checked[field] !== undefined)
       throw new ConveyorError('validation_failed', `${field} is not offered by enqueueInTransaction; submit through the API instead`);
   }
+  // The rest of a submit's checks, as the API makes them: a payload JSON cannot hold, a start
+  // time (runAt, or now + delayMs) no Date can show. The lambda's defaults are the database's.
+  const { payload } = newTaskOf(checked, UNCHECKED_LAMBDA, { now: Date.now(), id: '', maxPayloadBytes: Number.POSITIVE_INFINITY });
   // A delay is added on the database's clock (see sql/enqueue.sql); runAt is a time of its own.
-  const runAt =
-    checked.runAt === undefined ? null : new Date(runAtOf({ ...checked, delayMs: undefined } as SubmitInput, 0, '')).toISOString();
-  if (runAt !== null && checked.delayMs !== undefined)
-    throw new ConveyorError('validation_failed', 'give either runAt or delayMs, not both');
+  const runAt = checked.runAt === undefined ? null : new Date(runAtOf(checked, 0, '')).toISOString();
   statement ??= loadQueries(new URL('./sql/', import.meta.url)).taskEnqueueCall;
   // An identifier cannot be a bind parameter: the schema goes into the text, quoted.
   const text = opts.schema ? statement.replace('conveyor_enqueue(', `"${opts.schema.replace(/"/g, '""')}".conveyor_enqueue(`) : statement;
   const params = [
     input.lambda,
-    JSON.stringify(input.payload === undefined ? null : input.payload),
+    payload,
     runAt,
     input.delayMs ?? null,
     input.priority ?? null,
