@@ -163,10 +163,12 @@ export class Conveyor {
     const timeoutMs = waitTimeoutOf(opts.timeoutMs, 30_000);
     return new Promise<TaskView>((resolve, reject) => {
       let done = false;
+      let poll: NodeJS.Timeout | null = null;
       const finish = (err: unknown) => {
         if (done) return;
         done = true;
         clearTimeout(timer);
+        if (poll) clearTimeout(poll);
         engine.events.off('ended', onEnded);
         if (err) reject(err);
         else this.get(id).then(resolve, reject);
@@ -179,9 +181,15 @@ export class Conveyor {
         timeoutMs,
       );
       engine.events.on('ended', onEnded);
-      engine.get(id).then(({ task }) => {
-        if (isTerminal(task.state)) finish(null);
-      }, finish);
+      // 'ended' is heard only from this server's own commits: on a store other servers write
+      // too, the end of a task run through one of them is read from the store (as the SDK does).
+      const multiProcess = engine.store.driver.capabilities.multiProcess;
+      const check = (pause: number) =>
+        engine.get(id).then(({ task }) => {
+          if (isTerminal(task.state)) finish(null);
+          else if (multiProcess && !done) poll = setTimeout(() => check(Math.min(1000, pause * 2)), pause);
+        }, finish);
+      check(50);
     });
   }
 

@@ -65,6 +65,14 @@ describeIf(await pgUnreachable(), 'signals between servers (PostgreSQL LISTEN/NO
     expect(b.engine.signals.counters.sent).toBeGreaterThan(0);
   });
 
+  it("resolves the library's waitFor on a server that did not write the end (a task run through another server)", async () => {
+    const { b } = await pair();
+    const task = await b.submit('echo', { n: 4 });
+    const t0 = Date.now();
+    expect((await b.waitFor(task.id, { timeoutMs: 10_000 })).state).toBe('SUCCESS');
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
   it('wakes the sweep holder for a task due soon that another server accepted', async () => {
     const { a, b } = await pair();
     // a's scheduler wakes once more when its start-up rescue pause ends (leaseMs, 400 ms here);
