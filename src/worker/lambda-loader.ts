@@ -14,7 +14,10 @@ export async function loadLambdaModules(files: string[]): Promise<LambdaDefiniti
   for (const file of files) {
     const path = resolve(file);
     if (!existsSync(path)) throw new Error(`lambda module ${file} does not exist`);
-    const mod = await importModule(path);
+    // A syntax error or a throw at load says nothing of the file it came from.
+    const mod = await importModule(path).catch((err: unknown) => {
+      throw new Error(`lambda module ${file} failed to load: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    });
     const found = lambdasOf(mod);
     if (found.length === 0) {
       throw new Error(`no lambdas in ${file}: export objects with a name and a handler, as named exports or a default array`);

@@ -26,4 +26,16 @@ describe('lambda loader', () => {
     ]);
     expect(await found[0]?.handler({ a: 1 }, {} as never)).toEqual({ a: 1 });
   });
+
+  it('names the module that failed to load (a syntax error, a throw at load)', async () => {
+    const dir = tempDir();
+    const good = join(dir, 'good.mjs');
+    writeFileSync(good, `export const ok = { name: 'ok', handler: () => 1 };\n`);
+    const syntax = join(dir, 'syntax.mjs');
+    writeFileSync(syntax, 'export const x = {;\n');
+    const throws = join(dir, 'throws.mjs');
+    writeFileSync(throws, `throw new Error('no config');\n`);
+    await expect(loadLambdaModules([good, syntax])).rejects.toThrow(`lambda module ${syntax} failed to load: `);
+    await expect(loadLambdaModules([good, throws])).rejects.toThrow(`lambda module ${throws} failed to load: no config`);
+  });
 });
