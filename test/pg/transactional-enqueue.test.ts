@@ -136,6 +136,19 @@ describeIf(await pgUnreachable(), 'transactional enqueue (conveyor_enqueue, enqu
     expect(await taskCount(app)).toBe(0);
   });
 
+  it('refuses a payload holding U+0000 by name (jsonb cannot store it; the API can), and the business write goes with it', async () => {
+    const { app } = await setup();
+    const err = await app
+      .begin((tx) => enqueueInTransaction(tx, { lambda: 'receipt', payload: { note: 'a\u0000b' } }))
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConveyorError);
+    expect(err).toMatchObject({ code: 'validation_failed', message: expect.stringContaining('\\u0000') });
+    expect(await taskCount(app)).toBe(0);
+    // A backslash and "u0000" are text, which jsonb stores.
+    await app.begin((tx) => enqueueInTransaction(tx, { lambda: 'receipt', payload: { note: '\\u0000' } }));
+    expect(await taskCount(app)).toBe(1);
+  });
+
   it('is a plain SQL function for any client: named arguments, a schema-qualified name, a later run_at', async () => {
     const { c, other, schema } = await setup();
     const t0 = Date.now();

@@ -21,6 +21,9 @@ export interface SqlTransaction {
 
 let statement: string | null = null;
 
+/** JSON's escape of U+0000: \u0000 after an even number of backslashes. */
+const NUL_ESCAPE = /(?<!\\)(?:\\\\)*\\u0000/;
+
 /** What newTaskOf needs of a lambda to check a submit; its defaults are not used here. */
 const UNCHECKED_LAMBDA: LambdaConfig = {
   name: '',
@@ -66,6 +69,14 @@ export async function enqueueInTransaction(tx: SqlTransaction, input: EnqueueInp
   // The rest of a submit's checks, as the API makes them: a payload JSON cannot hold, a start
   // time (runAt, or now + delayMs) no Date can show. The lambda's defaults are the database's.
   const { payload } = newTaskOf(checked, UNCHECKED_LAMBDA, { now: Date.now(), id: '', maxPayloadBytes: Number.POSITIVE_INFINITY });
+  // The payload passes through jsonb, which has no place for U+0000 (the API stores JSON text
+  // and takes it): refused here by name rather than as PostgreSQL's 22P05. (An escaped
+  // backslash before "u0000" is text, not the character.)
+  if (NUL_ESCAPE.test(payload))
+    throw new ConveyorError(
+      'validation_failed',
+      "payload holds a \\u0000 character, which PostgreSQL's jsonb cannot store; submit it through the API instead",
+    );
   // A delay is added on the database's clock (see sql/enqueue.sql); runAt is a time of its own.
   const runAt = checked.runAt === undefined ? null : new Date(runAtOf(checked, 0, '')).toISOString();
   statement ??= loadQueries(new URL('./sql/', import.meta.url)).taskEnqueueCall;
