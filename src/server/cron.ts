@@ -66,8 +66,6 @@ export class CronRole {
   }
 }
 
-const MAX_LOOKBACK_MS = 24 * 3600 * 1000;
-
 /**
  * Occurrences to create: those after `last` up to now + lookahead; of those already past,
  * only the latest (a server that was down does not replay a backlog of runs).
@@ -75,19 +73,23 @@ const MAX_LOOKBACK_MS = 24 * 3600 * 1000;
 export function occurrences(spec: CronSpec, last: number | null, now: number, lookaheadMs: number): number[] {
   const cron = new Cron(spec.pattern, { timezone: spec.timezone, paused: true });
   const out: number[] = [];
-  // After a long outage only the latest missed run matters; do not walk a year of minutes.
-  let from = new Date(Math.max(last ?? now, now - MAX_LOOKBACK_MS));
-  let pastLatest: number | null = null;
+  if (last !== null && last < now) {
+    // Found backwards from now, however long ago (a weekly run missed by days still runs) and
+    // without walking every minute since `last`. croner counts a run in the reference's own
+    // second as before it, so a run at exactly now is found from now + 1.
+    const latest = cron.previousRuns(1, new Date(now + 1))[0]?.getTime();
+    if (latest !== undefined && latest > last) out.push(latest);
+  }
+  let from = new Date(Math.max(last ?? now, now));
   for (let guard = 0; guard < 200_000; guard++) {
     const next = cron.nextRun(from);
     if (!next) break;
     const at = next.getTime();
     if (at > now + lookaheadMs) break;
-    if (at <= now) pastLatest = at;
-    else out.push(at);
+    out.push(at);
     from = next;
   }
-  return pastLatest !== null && last !== null ? [pastLatest, ...out] : out;
+  return out;
 }
 
 /** Throws a TypeError naming the lambda when its cron pattern or time zone is invalid. */

@@ -41,6 +41,18 @@ describe('cron', () => {
     expect(occurrences(spec, null, now, 3 * 60_000)).toEqual([Date.UTC(2026, 0, 1, 3, 5)]);
   });
 
+  it('runs the latest missed occurrence of a schedule sparser than a day', () => {
+    // Weekly, Mondays 00:00: down from Sunday 11 to Wednesday 14 January, so Monday 12 was missed.
+    const weekly = { pattern: '0 0 * * 1', timezone: 'UTC' };
+    const last = Date.UTC(2026, 0, 5);
+    const now = Date.UTC(2026, 0, 14, 12);
+    expect(occurrences(weekly, last, now, 60_000)).toEqual([Date.UTC(2026, 0, 12)]);
+    // Monthly, missed by more than a day, and the next one within the lookahead as well.
+    const monthly = { pattern: '0 9 1 * *', timezone: 'Europe/Paris' };
+    const next = Date.UTC(2026, 2, 1, 8);
+    expect(occurrences(monthly, Date.UTC(2026, 0, 1, 8), next - 60_000, 120_000)).toEqual([Date.UTC(2026, 1, 1, 8), next]);
+  });
+
   it('refuses an invalid pattern when the lambda registers', async () => {
     const e = await Engine.open(compileServerOptions({ store: join(tempDir(), 'c.db') }), silentLogger);
     onCleanup(() => e.close());
