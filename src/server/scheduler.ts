@@ -130,6 +130,10 @@ export class Scheduler {
         // Before rescueFrom, expired leases stay due without being swept: do not spin on them.
         if (next !== null && (next > now || now >= this.rescueFrom)) delay = Math.min(delay, Math.max(0, next - now));
         if (now < this.rescueFrom) delay = Math.min(delay, this.rescueFrom - now);
+        // Sleeping past the lease would hand the duty to whoever asks first and leave this server
+        // not holding it between sweeps: the second pass over changed gates and the wake-ups that
+        // other servers send for due tasks both go only to the holder.
+        delay = Math.min(delay, Math.max(0, this.duty.renewAt() - now));
       }
     } catch (err) {
       if (isUnavailable(err)) this.storeDown = true;

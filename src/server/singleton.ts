@@ -26,6 +26,11 @@ export class SingletonDuty {
     return ok;
   }
 
+  /** When held() next renews the lease (epoch ms): a holder that checks no later keeps the duty. */
+  renewAt(): number {
+    return this.until - this.leaseMs / 2;
+  }
+
   /** Whether this server held the duty at its last check and the lease has not run out since (no store access). */
   holding(): boolean {
     return this.until > this.clock.now();

@@ -242,6 +242,19 @@ describe('task lifecycle (embedded, SQLite)', () => {
     expect(ran).toEqual(['parked']);
   });
 
+  it('passes a gate change again when sweeps are further apart than the sweep lease', async () => {
+    // heartbeatMs 250: leaseMs 1000, so the sweep duty's lease is 5 s, shorter than the sweep interval.
+    const c = await startConveyor({ sweepIntervalMs: 5500, lambdas: [{ name: 'mail', handler: async () => 'sent' }] });
+    const engine = c.engine;
+    await c.pause('mail');
+    await c.resume('mail');
+    // Placed from a cache that still had the lambda paused, committed after the resume's own pass.
+    const [t] = engine.prepareTasks('mail', [{ to: 'parked' }]);
+    await engine.store.transaction((ops) => ops.insert([t], () => 'pause'));
+    expect((await c.get(t.id)).state).toBe('NEW');
+    expect((await c.waitFor(t.id, { timeoutMs: 9000 })).state).toBe('SUCCESS');
+  }, 15_000);
+
   it('checks pause and waitFor arguments in the library as the HTTP API does', async () => {
     const c = await startConveyor({ lambdas: [{ name: 'mail', handler: async () => null }] });
     for (const opts of [{ mode: 'bogus' }, { collection: '*' }, { collection: 'a\u0000b' }, { collection: '' }]) {

@@ -21,7 +21,7 @@ it('sweeps again at once when a wake fires while a sweep is running', async () =
     { read: async (fn: (o: unknown) => unknown) => fn({ q: { taskNextCheck: async () => null } }) } as never,
     { run: async (op: (o: unknown) => unknown) => op(ops) } as never,
     { lookup: () => 'open' } as never,
-    { held: async () => true } as never,
+    { held: async () => true, renewAt: () => Number.POSITIVE_INFINITY } as never,
     systemClock,
     pino({ level: 'silent' }),
     { sweepIntervalMs: 60_000, sweepBatch: 100, rescueFrom: 0, leaseMs: 1000 },
