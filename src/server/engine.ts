@@ -154,9 +154,13 @@ export class Engine {
     // One process reloads its gate cache right after its own change; servers sharing a store
     // learn of it from a signal, or from the refresh poll when the signal was lost.
     const gateSettleMs = this.store.driver.capabilities.multiProcess ? REFRESH_FALLBACK_MS + 5000 : 1000;
-    this.gatePasses = new GatePasses(this.store, this.commit, this.gates, this.dispatcher, clock, log, gateSettleMs);
+    const dutyLeaseMs = Math.max(config.leaseMs, 5000);
+    // A change made just before the sweep's holder died is passed again by the next holder: a
+    // lease (two minutes with 30 s heartbeats) and a sweep or two after it.
+    const takeoverMs = dutyLeaseMs + 2 * config.sweepIntervalMs;
+    this.gatePasses = new GatePasses(this.store, this.commit, this.gates, this.dispatcher, clock, log, gateSettleMs, takeoverMs);
     const duty = (name: string) => {
-      const d = new SingletonDuty(this.store, clock, name, this.serverId, Math.max(config.leaseMs, 5000));
+      const d = new SingletonDuty(this.store, clock, name, this.serverId, dutyLeaseMs);
       this.duties.push(d);
       return d;
     };

@@ -9,8 +9,8 @@ import type { GroupCommit } from './group-commit.js';
 /** Tasks per page of a gate pass; small enough that other writes interleave between pages. */
 const GATE_PAGE = 1000;
 /**
- * How long a gate change stays on record for its second pass: past the time another server
- * needs to take the sweep over from one that died.
+ * How long a gate change stays on record for its second pass, beyond the time another server
+ * needs to take the sweep over from one that died (`takeoverMs`).
  */
 const GATE_RECORD_MS = 60_000;
 
@@ -42,6 +42,8 @@ export class GatePasses {
     private readonly clock: Clock,
     private readonly log: Logger,
     private readonly settleMs: number,
+    /** The sweep duty's lease and the sweep intervals its next holder may take to notice it ran out. */
+    private readonly takeoverMs: number,
   ) {}
 
   /** One pass of a gate over the tasks it covers, page by page. */
@@ -65,7 +67,7 @@ export class GatePasses {
     this.settling = true;
     try {
       const now = this.clock.now();
-      const horizon = now - this.settleMs - GATE_RECORD_MS;
+      const horizon = now - this.settleMs - this.takeoverMs - GATE_RECORD_MS;
       const changes = await this.store.read((o) => o.q.gateChangedSince(horizon));
       const due = changes.filter((g) => g.updatedAt <= now - this.settleMs && !this.settled.has(changeKey(g)));
       if (due.length) await this.gates.load();

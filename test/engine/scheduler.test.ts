@@ -1,8 +1,14 @@
+import { join } from 'node:path';
 import pino from 'pino';
 import { expect, it } from 'vitest';
-import { systemClock } from '../../src/clock.js';
+import { ManualClock, systemClock } from '../../src/clock.js';
+import { compileServerOptions } from '../../src/config/options.js';
+import { lambdaConfigOf } from '../../src/core/lambda.js';
+import { silentLogger } from '../../src/log.js';
+import { Engine } from '../../src/server/engine.js';
 import { Scheduler } from '../../src/server/scheduler.js';
-import { until } from '../helpers.js';
+import type { SingletonDuty } from '../../src/server/singleton.js';
+import { onCleanup, tempDir, until } from '../helpers.js';
 
 // The scheduler's own timing, around stand-ins for the store and the group commit: the sweep
 // here is a promise the test holds open, which no real store can be made to do on cue.
@@ -36,4 +42,31 @@ it('sweeps again at once when a wake fires while a sweep is running', async () =
   await until(() => sweeps >= 2, 2000).catch(() => undefined); // not at the next poll, a minute away
   expect(sweeps).toBe(2);
   await s.stop();
+});
+
+it('passes a gate change again on the server that takes the sweep over a long lease later', async () => {
+  const store = join(tempDir(), 'takeover.db');
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  // Heartbeats every 30 s: leases of two minutes, and the sweep duty's lease as long.
+  const options = { store, clock, heartbeatMs: 30_000, sweepIntervalMs: 20 };
+  const a = await Engine.open(compileServerOptions(options), silentLogger);
+  onCleanup(() => a.close());
+  const b = await Engine.open(compileServerOptions(options), silentLogger);
+  onCleanup(() => b.close());
+  await a.registerLambdas([lambdaConfigOf({ name: 'mail' })]);
+  await b.registry.refresh();
+  // Server a holds the sweep; it pauses and resumes the lambda, and a placement decided from a
+  // cache that still had the pause parks a task after the resume's own pass. Then a dies
+  // before its second pass over the change.
+  expect(await (a as unknown as { duties: SingletonDuty[] }).duties[0].held()).toBe(true);
+  await a.setGate('mail', { mode: 'pause' });
+  await a.setGate('mail', { mode: 'open' });
+  const [t] = a.prepareTasks('mail', [{}]);
+  await a.store.transaction((ops) => ops.insert([t], () => 'pause'));
+  expect((await b.get(t.id)).task.hold).toBe('gate');
+  // Server b takes the sweep once a's lease ran out; the change is still to be passed again.
+  b.start();
+  clock.advance(120_001);
+  await until(async () => (await b.get(t.id)).task.state === 'ENQUEUED', 3000).catch(() => undefined);
+  expect((await b.get(t.id)).task.state).toBe('ENQUEUED');
 });
