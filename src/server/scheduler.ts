@@ -1,4 +1,4 @@
-import type { Clock } from '../clock.js';
+import { type Clock, MAX_TIMER_MS } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { Store, SweepResult } from '../store/store.js';
 import { isUnavailable } from '../store/store-error.js';
@@ -79,7 +79,9 @@ export class Scheduler {
     if (this.stopped || at >= this.nextAt) return;
     this.nextAt = at;
     if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.fire(), Math.max(0, at - this.clock.now()));
+    // A task due weeks away: Node fires a longer timer at once (with a warning); one at the
+    // limit fires in 24.8 days at the latest, and the sweep then sets the next.
+    this.timer = setTimeout(() => this.fire(), Math.min(MAX_TIMER_MS, Math.max(0, at - this.clock.now())));
     this.timer.unref?.();
   }
 
