@@ -196,6 +196,29 @@ describe.runIf(HAVE_CHROMIUM)('dashboard in Chromium', () => {
     expect(problems).toEqual([]);
   });
 
+  it('shows lambdas named like Object.prototype members (constructor, toString) on every page', async () => {
+    // Idle lambdas are absent from a point's per-lambda map, where such a name looked up a
+    // function inherited from Object.prototype and the page threw on every tick.
+    const c = await startConveyor({
+      lambdas: [
+        { name: 'constructor', handler: async (p) => p },
+        { name: 'toString', handler: async (p) => p },
+      ],
+    });
+    const url = await c.listen({ port: 0 });
+    const { page, problems } = await open(url);
+    await page.locator('tr[data-key="constructor"]').waitFor({ timeout: 5000 });
+    await page.locator('tr[data-key="toString"]').waitFor({ timeout: 5000 });
+    await expect.poll(() => page.locator('[data-stat="succeeded"] .value').textContent(), { timeout: 10_000 }).toBe('0');
+    await page.goto(`${url}/#/lambdas`);
+    await page.locator('tr[data-key="constructor"]').waitFor({ timeout: 5000 });
+    await page.goto(`${url}/#/lambdas/constructor`);
+    await expect.poll(() => page.locator('[data-stat="done"] .value').textContent(), { timeout: 10_000 }).toBe('0/s');
+    await sleep(1500); // a few ticks: each one redraws with the lambda idle
+    expect(await page.locator('#live-status').getAttribute('data-state')).toBe('live');
+    expect(problems).toEqual([]);
+  });
+
   it('asks for the token when the server has one, and works after it is entered', async () => {
     const c = await startConveyor({ lambdas: [{ name: 'echo', handler: async (p) => p }] });
     const url = await c.listen({ port: 0, token: 's3cret' });

@@ -15,6 +15,7 @@ export const live = {
   listeners: new Set(),
 
   ingest(snap) {
+    for (const p of [...(snap.history ?? []), ...(snap.missed ?? []), snap.point]) ownKeys(p);
     if (snap.history) this.points = snap.history.slice(-MAX_POINTS);
     for (const p of [...(snap.missed ?? []), snap.point]) {
       const last = this.points[this.points.length - 1];
@@ -50,3 +51,10 @@ export const live = {
     return this.snapshot?.lambdas.find((l) => l.name === name) ?? null;
   },
 };
+
+// A point's lambdas are keyed by name, and the pages look names up there (p.lambdas[name]): on a
+// plain object an idle lambda named "constructor" or "toString" found Object.prototype's member
+// and the page threw on every tick. Without a prototype only the point's own entries answer.
+function ownKeys(point) {
+  point.lambdas = Object.assign(Object.create(null), point.lambdas);
+}
