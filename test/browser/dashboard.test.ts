@@ -166,6 +166,31 @@ describe.runIf(HAVE_CHROMIUM)('dashboard in Chromium', () => {
     expect(problems).toEqual([]);
   });
 
+  it('pages the task list with Load more, each task once even on a double click', async () => {
+    const c = await startConveyor({ lambdas: [{ name: 'later', handler: async (p) => p }] });
+    const url = await c.listen({ port: 0 });
+    const runAt = Date.now() + 3_600_000; // kept waiting: the list does not change while it is read
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const batch = await c.submitMany(Array.from({ length: 40 }, (_, n) => ({ lambda: 'later', payload: i * 40 + n, runAt })));
+      ids.push(...batch.map((t) => t.id));
+    }
+    const { page, problems } = await open(`${url}/#/tasks?lambda=later`);
+    const rows = page.locator('tr[data-task]');
+    await expect.poll(() => rows.count(), { timeout: 10_000 }).toBe(50);
+    const more = page.getByRole('button', { name: 'Load more' });
+    await more.dblclick();
+    await expect.poll(() => rows.count(), { timeout: 10_000 }).toBeGreaterThanOrEqual(100);
+    await sleep(300); // a second request for the same page would have landed by now
+    expect(await rows.count()).toBe(100);
+    await more.click();
+    await expect.poll(() => rows.count(), { timeout: 10_000 }).toBe(120);
+    await more.waitFor({ state: 'detached' });
+    const shown = await rows.evaluateAll((trs) => trs.map((tr) => (tr as HTMLElement).dataset.task));
+    expect(shown).toEqual([...ids].sort().reverse());
+    expect(problems).toEqual([]);
+  });
+
   it('renders payloads, keys and errors as text, never as markup', async () => {
     const c = await startConveyor({
       lambdas: [

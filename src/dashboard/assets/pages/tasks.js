@@ -64,7 +64,12 @@ export function mount(root, params) {
 
   let stopped = false;
   const rows = [];
+  let loading = false;
   const load = async (cursor) => {
+    // One page at a time: a second click on Load more before the answer came asked for the same
+    // cursor again and listed that page's tasks twice.
+    if (loading) return;
+    loading = true;
     try {
       const res = await api(`/v1/tasks${query({ ...filters, limit: PAGE, cursor })}`);
       if (stopped) return;
@@ -76,6 +81,8 @@ export function mount(root, params) {
       );
     } catch (err) {
       if (!stopped) replace(results, empty('Search failed', err.message));
+    } finally {
+      loading = false;
     }
   };
   load();
