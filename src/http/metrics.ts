@@ -120,7 +120,6 @@ export class ConveyorMetrics {
       'Worker reports refused by fencing (stale attempt: the lease had expired or moved)',
       () => engine.hsc.counters.refused,
     );
-    collectDefaultMetrics({ register: this.registry });
     engine.events.on('claimed', this.onClaimed);
     engine.events.on('attempts', this.onAttempts);
     engine.events.on('submitted', this.onSubmitted);
@@ -163,7 +162,8 @@ export class ConveyorMetrics {
     }
     // prom-client 15 writes NaN as "Nan" (lib/util.js); Prometheus's Go parser takes either, the
     // format's spec and stricter parsers only "NaN". (The event-loop gauges are NaN until sampled.)
-    return (await this.registry.metrics()).replace(/ Nan$/gm, ' NaN');
+    const text = await Registry.merge([this.registry, processMetrics()]).metrics();
+    return text.replace(/ Nan$/gm, ' NaN');
   }
 
   get contentType(): string {
@@ -217,6 +217,22 @@ export class ConveyorMetrics {
   private readonly onSubmitted = (list: EngineEvents['submitted'][0]): void => {
     for (const { lambda, count } of list) this.submitted.inc({ lambda }, count);
   };
+}
+
+let processRegistry: Registry | null = null;
+
+/**
+ * The process's own metrics (CPU, memory, event loop, GC), one registry for every server of the
+ * process: collectDefaultMetrics starts a GC observer and an event-loop monitor that nothing
+ * can stop, so one set per server left both running after close, and the GC observer kept the
+ * closed server's registry (and through its gauges the engine) alive.
+ */
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
 }
 
 /** A gauge whose value is read on scrape. */

@@ -1,7 +1,9 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { ConveyorMetrics } from '../../src/http/metrics.js';
 import type { LambdaDefinition } from '../../src/index.js';
-import { startConveyor, until } from '../helpers.js';
+import { sleep, startConveyor, until } from '../helpers.js';
 
 // A strict reader of the Prometheus text format 0.0.4: every sample must belong to a family
 // declared by # TYPE before it, names and labels must be well-formed, label values correctly
@@ -278,6 +280,26 @@ describe('GET /metrics', () => {
     expect(value(m, 'conveyor_ingest_shed_total')).toBe(5);
     metrics.close();
     expect(c.engine.events.listenerCount('attempts')).toBe(0);
+  });
+
+  it('lets a closed metrics object go: nothing process-wide keeps its registry (and its engine) alive', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const c = await startConveyor({ lambdas });
+    let metrics: ConveyorMetrics | null = new ConveyorMetrics(c.engine);
+    expect(parseExposition(await metrics.render()).has('nodejs_gc_duration_seconds')).toBe(true);
+    const registry = new WeakRef(metrics.registry);
+    metrics.close();
+    metrics = null;
+    await until(
+      async () => {
+        gc();
+        await sleep(20);
+        return registry.deref() === undefined;
+      },
+      5000,
+      'the closed registry to be collected',
+    );
   });
 
   it('rejects malformed exposition text (the parser is strict)', () => {
