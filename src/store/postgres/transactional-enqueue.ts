@@ -1,3 +1,4 @@
+import { systemClock } from '../../clock.js';
 import type { LambdaConfig } from '../../core/lambda.js';
 import { checkSubmitShape, newTaskOf, runAtOf, type SubmitInput } from '../../core/submit.js';
 import { ConveyorError } from '../../errors.js';
@@ -68,7 +69,7 @@ export async function enqueueInTransaction(tx: SqlTransaction, input: EnqueueInp
   }
   // The rest of a submit's checks, as the API makes them: a payload JSON cannot hold, a start
   // time (runAt, or now + delayMs) no Date can show. The lambda's defaults are the database's.
-  const { payload } = newTaskOf(checked, UNCHECKED_LAMBDA, { now: Date.now(), id: '', maxPayloadBytes: Number.POSITIVE_INFINITY });
+  const { payload } = newTaskOf(checked, UNCHECKED_LAMBDA, { now: systemClock.now(), id: '', maxPayloadBytes: Number.POSITIVE_INFINITY });
   // The payload passes through jsonb, which has no place for U+0000 (the API stores JSON text
   // and takes it): refused here by name rather than as PostgreSQL's 22P05. (An escaped
   // backslash before "u0000" is text, not the character.)
