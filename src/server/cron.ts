@@ -3,6 +3,7 @@ import type { Clock } from '../clock.js';
 import type { CronSpec, LambdaConfig } from '../core/lambda.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
+import { isUnavailable } from '../store/store-error.js';
 import type { SingletonDuty } from './singleton.js';
 
 export type CronSubmit = (task: { lambda: string; payload: unknown; runAt: number; idempotencyKey: string }) => Promise<void>;
@@ -16,6 +17,7 @@ export type CronSubmit = (task: { lambda: string; payload: unknown; runAt: numbe
 export class CronRole {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
+  private stopped = true;
 
   constructor(
     private readonly store: Store,
@@ -28,20 +30,25 @@ export class CronRole {
   ) {}
 
   start(): void {
+    this.stopped = false;
+    // The next tick is timed from the end of this one: a slow tick (a store that answers late)
+    // never runs beside the next, and one that ends after stop() sets no timer.
     const loop = () => {
       this.running = this.tick()
         .then(() => undefined)
         .catch((err) => this.log.warn({ err }, 'cron tick failed'))
         .finally(() => {
           this.running = null;
+          if (this.stopped) return;
+          this.timer = setTimeout(loop, this.opts.intervalMs);
+          this.timer.unref?.();
         });
-      this.timer = setTimeout(loop, this.opts.intervalMs);
-      this.timer.unref?.();
     };
     loop();
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     await this.running;
@@ -55,11 +62,19 @@ export class CronRole {
     const now = this.clock.now();
     for (const l of crons) {
       const spec = l.cron as CronSpec;
-      const last = await this.store.read((o) => o.q.cronGet(l.name));
-      for (const at of occurrences(spec, last, now, this.opts.lookaheadMs)) {
-        await this.submit({ lambda: l.name, payload: spec.payload ?? {}, runAt: at, idempotencyKey: `cron:${l.name}:${at}` });
-        await this.store.transaction((o) => o.q.cronSet(l.name, at));
-        created++;
+      try {
+        const last = await this.store.read((o) => o.q.cronGet(l.name));
+        for (const at of occurrences(spec, last, now, this.opts.lookaheadMs)) {
+          await this.submit({ lambda: l.name, payload: spec.payload ?? {}, runAt: at, idempotencyKey: `cron:${l.name}:${at}` });
+          await this.store.transaction((o) => o.q.cronSet(l.name, at));
+          created++;
+        }
+      } catch (err) {
+        // One lambda's occurrence the submit refuses (a payload over maxPayloadBytes, one JSON
+        // cannot hold) must not hold back the lambdas after it; a store that is away fails the
+        // whole tick.
+        if (isUnavailable(err)) throw err;
+        this.log.warn({ err, lambda: l.name }, `cron: the occurrence of ${l.name} was refused; the next tick tries again`);
       }
     }
     return created;

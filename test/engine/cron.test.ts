@@ -4,9 +4,9 @@ import { ManualClock } from '../../src/clock.js';
 import { compileServerOptions } from '../../src/config/options.js';
 import { lambdaConfigOf } from '../../src/core/lambda.js';
 import { silentLogger } from '../../src/log.js';
-import { occurrences } from '../../src/server/cron.js';
+import { CronRole, occurrences } from '../../src/server/cron.js';
 import { Engine } from '../../src/server/engine.js';
-import { onCleanup, tempDir } from '../helpers.js';
+import { onCleanup, sleep, tempDir } from '../helpers.js';
 
 describe('cron', () => {
   it('creates each occurrence once, however many servers run cron', async () => {
@@ -51,6 +51,51 @@ describe('cron', () => {
     const monthly = { pattern: '0 9 1 * *', timezone: 'Europe/Paris' };
     const next = Date.UTC(2026, 2, 1, 8);
     expect(occurrences(monthly, Date.UTC(2026, 0, 1, 8), next - 60_000, 120_000)).toEqual([Date.UTC(2026, 1, 1, 8), next]);
+  });
+
+  it("creates the other lambdas' occurrences when one lambda's is refused", async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1, 0, 0, 30));
+    const e = await Engine.open(compileServerOptions({ store: join(tempDir(), 'c.db'), clock, maxPayloadBytes: 1024 }), silentLogger);
+    onCleanup(() => e.close());
+    // Sorted by name, the refused one comes first.
+    await e.registerLambdas([
+      lambdaConfigOf({ name: 'a-big', cron: { pattern: '* * * * *', payload: { pad: 'x'.repeat(2000) } } }),
+      lambdaConfigOf({ name: 'b-tick', cron: '* * * * *' }),
+    ]);
+    expect(await e.cron.tick()).toBe(1);
+    expect((await e.list({ lambda: 'b-tick' })).tasks.map((t) => t.runAt)).toEqual([Date.UTC(2026, 0, 1, 0, 1)]);
+    expect((await e.list({ lambda: 'a-big' })).tasks).toEqual([]);
+  });
+
+  it('starts no tick while one runs, and none after stop', async () => {
+    let reads = 0;
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const store = {
+      read: async () => {
+        reads++;
+        await held; // a store answering late
+        return null;
+      },
+      transaction: async () => undefined,
+    };
+    const role = new CronRole(
+      store as never,
+      { held: async () => true } as never,
+      new ManualClock(Date.UTC(2026, 0, 1)),
+      silentLogger,
+      () => [lambdaConfigOf({ name: 'tick', cron: '* * * * *' })],
+      async () => undefined,
+      { intervalMs: 10, lookaheadMs: 60_000 },
+    );
+    role.start();
+    await sleep(100); // ten intervals
+    expect(reads).toBe(1);
+    const stopped = role.stop();
+    release();
+    await stopped;
+    await sleep(50);
+    expect(reads).toBe(1);
   });
 
   it('refuses an invalid pattern when the lambda registers', async () => {
