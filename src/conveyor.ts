@@ -50,6 +50,7 @@ export interface ListenOptions {
  */
 export class Conveyor {
   private engineRef: Engine | null = null;
+  private starting: Promise<this> | null = null;
   private controller: Controller | null = null;
   private app: Awaited<ReturnType<typeof buildApp>> | null = null;
   private readonly opts: ConveyorOptions;
@@ -65,8 +66,16 @@ export class Conveyor {
   }
 
   /** Opens the store, registers the lambdas, starts the server roles and the in-process worker. */
-  async start(): Promise<this> {
-    if (this.engineRef) return this;
+  start(): Promise<this> {
+    // Two calls at once share one start: each opening its own engine would leave one running unseen.
+    this.starting ??= this.open().catch((err: unknown) => {
+      this.starting = null;
+      throw err;
+    });
+    return this.starting;
+  }
+
+  private async open(): Promise<this> {
     const {
       lambdas = [],
       worker,
@@ -195,6 +204,8 @@ export class Conveyor {
 
   /** Drains the in-process worker (running attempts get the grace period), then closes the store. */
   async close(): Promise<void> {
+    await this.starting?.catch(() => undefined);
+    this.starting = null;
     await this.app?.close();
     this.app = null;
     await this.controller?.stop();

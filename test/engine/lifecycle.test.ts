@@ -1,10 +1,12 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { Conveyor } from '../../src/conveyor.js';
 import { FatalError, retryAfter } from '../../src/errors.js';
 import type { LambdaDefinition } from '../../src/index.js';
-import { sleep, startConveyor, tempDir, until } from '../helpers.js';
+import { Engine } from '../../src/server/engine.js';
+import { onCleanup, sleep, startConveyor, tempDir, until } from '../helpers.js';
 
 const ok: LambdaDefinition = { name: 'ok', handler: async (p) => ({ echo: p }) };
 
@@ -464,5 +466,22 @@ describe('task lifecycle (embedded, SQLite)', () => {
     await expect(c.submit('ok', {}, { ordered: true })).rejects.toMatchObject({ code: 'validation_failed' });
     await expect(c.submit('ok', {}, { dependsOn: ['01ZZZZZZZZZZZZZZZZZZZZZZZZ'] })).rejects.toMatchObject({ code: 'unknown_dependency' });
     await expect(c.submit('ok', {}, { priorty: 1 } as never)).rejects.toThrow('unknown field "priorty" (did you mean "priority"?)');
+  });
+
+  it('opens one engine for two start() calls at once, and a close() during a start closes what it opened', async () => {
+    const open = vi.spyOn(Engine, 'open');
+    onCleanup(() => open.mockRestore());
+    const c = new Conveyor({ store: join(tempDir(), 'twice.db'), lambdas: [ok] });
+    onCleanup(() => c.close());
+    const [a, b] = await Promise.all([c.start(), c.start()]);
+    expect(a).toBe(c);
+    expect(b).toBe(c);
+    expect(open).toHaveBeenCalledTimes(1);
+    await c.close();
+    const starting = c.start();
+    await c.close();
+    await starting;
+    expect(() => c.engine).toThrow(/not started/);
+    expect(open).toHaveBeenCalledTimes(2);
   });
 });
