@@ -20,7 +20,7 @@ export class SingletonDuty {
   /** Whether this server holds the duty now (taking or renewing the lease when due). */
   async held(): Promise<boolean> {
     const now = this.clock.now();
-    if (this.until - now > this.leaseMs / 2) return true;
+    if (this.fresh(now) && this.until - now > this.leaseMs / 2) return true;
     const ok = await this.store.transaction((o) => o.q.leaseTry(this.name, this.holder, now, now + this.leaseMs));
     this.until = ok ? now + this.leaseMs : 0;
     return ok;
@@ -33,7 +33,18 @@ export class SingletonDuty {
 
   /** Whether this server held the duty at its last check and the lease has not run out since (no store access). */
   holding(): boolean {
-    return this.until > this.clock.now();
+    const now = this.clock.now();
+    return this.fresh(now) && this.until > now;
+  }
+
+  /**
+   * A lease can be at most leaseMs ahead; more, and this server's clock was set back since it
+   * was taken. Trusted, it would keep the duty here without asking the store for as long as
+   * the clock moved, while the others, whose clocks did not move, see the stored lease run out
+   * and take the duty too.
+   */
+  private fresh(now: number): boolean {
+    return this.until - now <= this.leaseMs;
   }
 
   /** Gives the duty up (clean shutdown), so another server takes it now instead of after the lease. */

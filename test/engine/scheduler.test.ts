@@ -105,3 +105,15 @@ it('passes a gate change again on the server that takes the sweep over a long le
   await until(async () => (await b.get(t.id)).task.state === 'ENQUEUED', 3000).catch(() => undefined);
   expect((await b.get(t.id)).task.state).toBe('ENQUEUED');
 });
+
+it('asks the store again about a duty when its clock was set back, instead of holding it for as long as the clock moved', async () => {
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  const e = await Engine.open(compileServerOptions({ store: join(tempDir(), 'step.db'), clock, heartbeatMs: 1000 }), silentLogger);
+  onCleanup(() => e.close());
+  const duty = (e as unknown as { duties: SingletonDuty[] }).duties[0];
+  expect(await duty.held()).toBe(true);
+  clock.set(clock.now() - 3_600_000); // an NTP step back by an hour
+  expect(duty.holding()).toBe(false);
+  expect(await duty.held()).toBe(true); // renewed from the store, on the clock as it reads now
+  expect(duty.renewAt()).toBeLessThanOrEqual(clock.now() + 4000);
+});
