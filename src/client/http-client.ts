@@ -15,6 +15,9 @@ export interface ClientOptions {
   timeoutMs?: number;
 }
 
+/** Answers that say the server or its store is away for now, not that the wait is wrong. */
+const PASSING: ReadonlySet<string> = new Set(['server_unreachable', 'store_unavailable', 'shutting_down']);
+
 /**
  * The HTTP SDK for other processes: the same operations as the embedded Conveyor, over the
  * API of DESIGN section 8. Every failure is a ConveyorError with the server's code (or
@@ -74,15 +77,25 @@ export class ConveyorClient {
     return (await this.call<{ lambdas: LambdaSummary[] }>('GET', '/v1/lambdas')).lambdas;
   }
 
-  /** Polls until the task is terminal. */
+  /**
+   * Polls until the task is terminal. A server that restarts, drains or loses its database for
+   * a while does not end the wait: such answers are retried (after their Retry-After) until the
+   * time is up, and the last of them is thrown then.
+   */
   async waitFor(id: string, opts: { timeoutMs?: number; pollMs?: number } = {}): Promise<TaskView> {
     const until = systemClock.now() + waitTimeoutOf(opts.timeoutMs, 60_000);
     let pause = opts.pollMs ?? 50;
     for (;;) {
-      const t = await this.get(id);
-      if (isTerminal(t.state)) return t;
-      if (systemClock.now() > until) throw new ConveyorError('wait_timed_out', `task ${id} is still ${t.state} after waiting`);
-      await new Promise((r) => setTimeout(r, pause));
+      let wait = pause;
+      try {
+        const t = await this.get(id);
+        if (isTerminal(t.state)) return t;
+        if (systemClock.now() > until) throw new ConveyorError('wait_timed_out', `task ${id} is still ${t.state} after waiting`);
+      } catch (err) {
+        if (!(err instanceof ConveyorError) || !PASSING.has(err.code) || systemClock.now() > until) throw err;
+        wait = Math.max(pause, (err.retryAfterS ?? 0) * 1000);
+      }
+      await new Promise((r) => setTimeout(r, Math.max(0, Math.min(wait, until - systemClock.now() + 1))));
       pause = Math.min(1000, pause * 2);
     }
   }

@@ -56,4 +56,40 @@ describe('the HTTP SDK on a misbehaving server', () => {
     expect(e.retryAfterS).toBeGreaterThanOrEqual(8);
     expect(e.retryAfterS).toBeLessThanOrEqual(11);
   });
+
+  it('waits through a server that restarts or loses its store, and gives up with the last such answer when the time is up', async () => {
+    const task = { id: '01ZZZZZZZZZZZZZZZZZZZZZZZZ', lambda: 'l', state: 'PROCESSING' };
+    let calls = 0;
+    // The connection cut (a restart), then 503 store_unavailable, then running, then done.
+    const flaky = await serverThat((res) => {
+      calls++;
+      if (calls === 1) return void res.socket?.destroy();
+      if (calls === 2)
+        return void res
+          .writeHead(503, { 'retry-after': '0', 'content-type': 'application/json' })
+          .end(JSON.stringify({ error: { code: 'store_unavailable', message: 'away' } }));
+      const state = calls === 3 ? 'PROCESSING' : 'SUCCESS';
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ task: { ...task, state } }));
+    });
+    const done = await new ConveyorClient({ server: flaky, timeoutMs: 500 }).waitFor(task.id, { timeoutMs: 5000, pollMs: 10 });
+    expect(done.state).toBe('SUCCESS');
+    expect(calls).toBe(4);
+    // Away for longer than the wait: the answer that kept it from finishing, not a hang.
+    const away = await serverThat((res) =>
+      res
+        .writeHead(503, { 'retry-after': '1', 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: { code: 'store_unavailable', message: 'away' } })),
+    );
+    const t0 = Date.now();
+    const err = await new ConveyorClient({ server: away, timeoutMs: 500 }).waitFor(task.id, { timeoutMs: 300 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'store_unavailable' });
+    expect(Date.now() - t0).toBeLessThan(1500);
+    // A wrong id is not passed over.
+    const missing = await serverThat((res) =>
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'task_not_found', message: 'no' } })),
+    );
+    await expect(new ConveyorClient({ server: missing }).waitFor(task.id, { timeoutMs: 5000 })).rejects.toMatchObject({
+      code: 'task_not_found',
+    });
+  });
 });
