@@ -60,6 +60,13 @@ export interface LiveFeedOptions {
   windowTicks?: number;
   /** Ticks kept for a dashboard that opens later. @default 300 (five minutes) */
   historyPoints?: number;
+  /**
+   * The most JSON text the history of a first snapshot (and the ticks a slow one missed) takes:
+   * the newest points that fit. A point holds an entry per busy lambda (about 260 bytes), so
+   * five minutes of 100 busy lambdas would be 8 MB, past what the dashboard reads in one
+   * message; it then shows less history instead of none. @default 4 MiB
+   */
+  historyBytes?: number;
   /** Open streams; a new one beyond it closes the oldest. @default 32 */
   maxClients?: number;
 }
@@ -91,8 +98,9 @@ export class LiveFeed {
   private readonly opts: Required<LiveFeedOptions>;
   private readonly total: Stats;
   private readonly byLambda = new Map<string, Stats>();
-  private readonly history: LivePoint[] = [];
-  private readonly unsent: LivePoint[] = [];
+  /** Points as JSON text, made once at their tick: every first snapshot sends the same history again. */
+  private readonly history: string[] = [];
+  private readonly unsent: string[] = [];
   private readonly clients = new Set<LiveClient>();
   private timer: NodeJS.Timeout | null = null;
   private lastTickAt: number;
@@ -102,7 +110,7 @@ export class LiveFeed {
     private readonly engine: Engine,
     opts: LiveFeedOptions = {},
   ) {
-    this.opts = { tickMs: 1000, windowTicks: 10, historyPoints: 300, maxClients: 32, ...opts };
+    this.opts = { tickMs: 1000, windowTicks: 10, historyPoints: 300, historyBytes: 4 * 1024 * 1024, maxClients: 32, ...opts };
     this.total = new Stats(this.opts.windowTicks);
     this.lastTickAt = engine.config.clock.now();
   }
@@ -138,8 +146,8 @@ export class LiveFeed {
       oldest.end();
     }
     this.clients.add(client);
-    const point = this.history[this.history.length - 1] ?? this.emptyPoint();
-    void this.snapshot(point, true).then((text) => {
+    const last = this.history[this.history.length - 1] ?? JSON.stringify(this.emptyPoint());
+    void this.snapshot(last, true).then((text) => {
       if (this.clients.has(client)) client.send(text);
     });
     return () => {
@@ -168,17 +176,18 @@ export class LiveFeed {
       roll(s);
     }
     roll(this.total);
-    this.history.push(point);
+    const entry = JSON.stringify(point);
+    this.history.push(entry);
     if (this.history.length > this.opts.historyPoints) this.history.shift();
     if (this.clients.size === 0) this.unsent.length = 0;
     else if (this.sending) {
       // One store read and one JSON text per tick, whatever the number of streams: a tick that
       // comes while the previous one is still reading counts goes out with the next one.
-      this.unsent.push(point);
+      this.unsent.push(entry);
       if (this.unsent.length > this.opts.historyPoints) this.unsent.shift();
     } else {
       this.sending = true;
-      void this.snapshot(point, false, this.unsent.splice(0))
+      void this.snapshot(entry, false, this.unsent.splice(0))
         .then((text) => {
           for (const c of this.clients) c.send(text);
         })
@@ -189,15 +198,14 @@ export class LiveFeed {
     return point;
   }
 
-  private async snapshot(point: LivePoint, withHistory: boolean, missed: LivePoint[] = []): Promise<string> {
+  private async snapshot(point: string, withHistory: boolean, missed: string[] = []): Promise<string> {
     let lambdas: LambdaSummary[] = [];
     try {
       lambdas = await this.engine.lambdas();
     } catch (err) {
       this.engine.log.warn({ err }, 'live feed: lambda counts unavailable');
     }
-    const snap: LiveSnapshot = {
-      point,
+    const rest: Omit<LiveSnapshot, 'point' | 'history' | 'missed'> = {
       lambdas,
       workers: this.engine.dispatcher.all().map((s) => ({
         workerId: s.workerId,
@@ -209,9 +217,19 @@ export class LiveFeed {
       commitPending: this.engine.commit.pending,
       refusedTotal: this.engine.hsc.counters.refused,
     };
-    if (withHistory) snap.history = this.history.slice();
-    if (missed.length) snap.missed = missed;
-    return `data: ${JSON.stringify(snap)}\n\n`;
+    // The points' JSON as made at their tick, spliced into the snapshot's (LiveSnapshot's shape).
+    let text = `{"point":${point}`;
+    if (withHistory) text += `,"history":[${this.newest(this.history)}]`;
+    if (missed.length) text += `,"missed":[${this.newest(missed)}]`;
+    return `data: ${text},${JSON.stringify(rest).slice(1)}\n\n`;
+  }
+
+  /** The newest points whose JSON fits in historyBytes, oldest first, as one comma-separated text. */
+  private newest(points: string[]): string {
+    let bytes = 0;
+    let from = points.length;
+    while (from > 0 && bytes + points[from - 1].length + 1 <= this.opts.historyBytes) bytes += points[--from].length + 1;
+    return points.slice(from).join(',');
   }
 
   private emptyPoint(): LivePoint {

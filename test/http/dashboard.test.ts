@@ -160,6 +160,23 @@ describe('GET /v1/live', () => {
     await stream.cancel();
   });
 
+  it('sends the newest history that fits in historyBytes, so a first snapshot stays readable however many lambdas are busy', async () => {
+    const c = await startConveyor({ lambdas });
+    const app = Fastify({ forceCloseConnections: true });
+    const feed = dashboardRoutes(app, c.engine, { tickMs: 3_600_000, historyBytes: 2000 }); // ticks by hand
+    const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    onCleanup(() => app.close());
+    const ticks = Array.from({ length: 20 }, () => feed.tick());
+    const stream = frames(await fetch(`${url}/v1/live`));
+    const first = await stream.next();
+    const history = first?.history ?? [];
+    expect(history.length).toBeGreaterThan(0);
+    expect(history.length).toBeLessThan(ticks.length);
+    expect(JSON.stringify(history).length).toBeLessThanOrEqual(2000);
+    expect(history.map((p) => p.at)).toEqual(ticks.slice(-history.length).map((p) => p.at));
+    await stream.cancel();
+  });
+
   it('ends open streams when the server closes', async () => {
     const c = await startConveyor({ lambdas });
     const url = await c.listen({ port: 0 });

@@ -64,7 +64,7 @@ export function query(params) {
   return s ? `?${s}` : '';
 }
 
-/** Largest unparsed stream text kept; a frame is a few KiB, the first (with history) a few hundred. */
+/** Largest unparsed stream text kept; a frame is a few KiB, the first (with history) at most 4 MiB (LiveFeed historyBytes). */
 const MAX_BUFFER = 8 * 1024 * 1024;
 
 /**
