@@ -98,6 +98,28 @@ describe('the SQLite WAL fsync (durable())', () => {
     await expect(again.durable()).resolves.toBeUndefined();
   });
 
+  it('acknowledges no synchronous commit after a failed fdatasync either', async () => {
+    const d = await openDriver(join(tempDir(), 'd.db'));
+    fsync.fail = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+    await commit(d);
+    await expect(d.durable()).rejects.toThrow();
+    fsync.fail = null;
+    // SQLite's own fsync in this COMMIT may succeed, but the WAL is read up to the lost frames.
+    await expect(d.transaction(async (q) => q.leaseTry('l', 'me', 1, 2))).rejects.toThrow();
+  });
+
+  it('acknowledges no synchronous commit whose transaction was open when an fdatasync failed', async () => {
+    const d = await openDriver(join(tempDir(), 'e.db'));
+    fsync.fail = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+    await commit(d);
+    const tx = d.transaction(async (q) => {
+      await q.leaseTry('l', 'me', 1, 2);
+      await d.durable().catch(() => undefined);
+      fsync.fail = null;
+    });
+    await expect(tx).rejects.toThrow();
+  });
+
   it('closes the WAL only after the fsync running on it has ended', async () => {
     const d = await openDriver(join(tempDir(), 'c.db'));
     fsync.hold = true;

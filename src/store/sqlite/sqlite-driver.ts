@@ -122,6 +122,9 @@ export class SqliteDriver implements Driver {
       this.exec('BEGIN IMMEDIATE');
       try {
         const out = await fn(this.queries);
+        // After a failed fsync of the WAL, SQLite's own fsync in this COMMIT may succeed, but
+        // the commit would still be lost with the frames before it (see durable()).
+        if (want === 'FULL' && this.syncError) throw this.syncError;
         this.exec('COMMIT');
         if (want === 'NORMAL') this.unsynced++;
         return out;
