@@ -1,5 +1,6 @@
 import { isMainThread, parentPort, type Worker, workerData } from 'node:worker_threads';
 import { startThread } from '../../threads.js';
+import { StoreError, storeErrorOf } from '../store-error.js';
 import { type BetterSqlite3, Database } from './better-sqlite3.js';
 
 /**
@@ -12,23 +13,32 @@ export class ReaderThread {
   private readonly thread: Worker;
   private seq = 0;
   private readonly waiting = new Map<number, { resolve(v: unknown[]): void; reject(e: Error): void }>();
+  /** Why the thread is gone (it failed, or was closed): a message posted to it now is never answered. */
+  private endedBy: Error | null = null;
 
   constructor(path: string) {
     this.thread = startThread(new URL(import.meta.url), { workerData: { path } });
     this.thread.unref();
-    this.thread.on('message', (m: { id: number; rows?: unknown[]; error?: string }) => {
+    this.thread.on('message', (m: { id: number; rows?: unknown[]; error?: string; code?: string }) => {
       const w = this.waiting.get(m.id);
       this.waiting.delete(m.id);
-      if (m.error !== undefined) w?.reject(new Error(m.error));
+      if (m.error !== undefined) w?.reject(nativeError(m.error, m.code));
       else w?.resolve(m.rows ?? []);
     });
-    this.thread.on('error', (err) => {
-      for (const w of this.waiting.values()) w.reject(err);
-      this.waiting.clear();
-    });
+    // A SqliteError reaches here as a plain object holding only its code.
+    this.thread.on('error', (err: { message?: string; code?: string }) =>
+      this.end(nativeError(err.message ?? 'the reader thread failed', err.code)),
+    );
+    this.thread.on('exit', () => this.end(new StoreError('unavailable', 'sqlite: the reader thread ended')));
+  }
+
+  /** Whether the thread is gone; the driver then starts another. */
+  get ended(): boolean {
+    return this.endedBy !== null;
   }
 
   all(sql: string, params: object = {}): Promise<unknown[]> {
+    if (this.endedBy) return Promise.reject(this.endedBy);
     const id = ++this.seq;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
@@ -39,6 +49,17 @@ export class ReaderThread {
   close(): Promise<number> {
     return this.thread.terminate();
   }
+
+  private end(err: Error): void {
+    this.endedBy ??= err;
+    for (const w of this.waiting.values()) w.reject(this.endedBy);
+    this.waiting.clear();
+  }
+}
+
+/** The thread's error, with its SQLite code, as the driver's statements answer it. */
+function nativeError(message: string, code: string | undefined): Error {
+  return storeErrorOf(Object.assign(new Error(message), { code }));
 }
 
 if (!isMainThread && parentPort && (workerData as { path?: string })?.path) {
@@ -51,7 +72,7 @@ if (!isMainThread && parentPort && (workerData as { path?: string })?.path) {
       if (!s) statements.set(m.sql, (s = db.prepare(m.sql)));
       parentPort?.postMessage({ id: m.id, rows: s.all(m.params) });
     } catch (err) {
-      parentPort?.postMessage({ id: m.id, error: (err as Error).message });
+      parentPort?.postMessage({ id: m.id, error: (err as Error).message, code: (err as { code?: string }).code });
     }
   });
 }

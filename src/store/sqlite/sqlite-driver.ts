@@ -79,7 +79,8 @@ export class SqliteDriver implements Driver {
   /** Runs a scanning read on the reader thread (started on first use), or inline for :memory:. */
   scan(name: string): Promise<Record<string, unknown>[]> {
     if (this.path === ':memory:') return Promise.resolve(this.stmt(name).all({}));
-    this.reader ??= new ReaderThread(this.path);
+    // A thread that failed (could not open the file, say) answers nothing more: start another.
+    if (!this.reader || this.reader.ended) this.reader = new ReaderThread(this.path);
     const text = this.sql[name];
     if (!text) throw new Error(`sqlite: no query named ${name}`);
     return this.reader.all(text) as Promise<Record<string, unknown>[]>;
