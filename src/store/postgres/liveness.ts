@@ -119,7 +119,8 @@ export class Liveness {
   }
 
   private poolDead(): void {
-    if (!this.answered) return;
+    // After close, a call still waiting must not open a pool (and LISTEN connection) nobody ends.
+    if (!this.answered || this.closed) return;
     this.answered = false;
     this.replacePool();
   }
