@@ -35,7 +35,11 @@ const NATIVE: Record<string, StoreErrorCode> = {
   '08006': 'unavailable',
   '08001': 'unavailable',
   '08004': 'unavailable',
+  '53000': 'unavailable', // insufficient_resources
+  '53100': 'unavailable', // disk_full, as SQLITE_FULL: the write may go through once space is freed
+  '53200': 'unavailable', // out_of_memory
   '53300': 'unavailable', // too_many_connections: every server's pool together is above max_connections
+  '58030': 'unavailable', // io_error, as SQLITE_IOERR
   '57014': 'unavailable', // query_canceled: statement_timeout (the database is overloaded or a lock is held)
   '25P03': 'unavailable', // idle_in_transaction_session_timeout ended the session
   EHOSTUNREACH: 'unavailable',
