@@ -133,6 +133,10 @@ export class Engine {
           if (fresh.length) this.events.emit('claimed', { rows: fresh, at: clock.now() });
         },
         afterCommit: (ops) => {
+          // A write retried alone after a failed flush ran no claim phase, which is where ready
+          // lambdas are taken in: unmarked, its ready tasks would wait for the next tick while
+          // fresh inserts of the lambda, of any priority, were handed out ahead of them.
+          if (ops.enqueued.size) this.dispatcher.markReady(ops.enqueued);
           const claimed = this.dispatcher.deliver(ops);
           if (claimed.length) this.events.emit('claimed', { rows: claimed, at: clock.now() });
           if (ops.earliestCheck < Number.POSITIVE_INFINITY) this.scheduler.wakeAt(ops.earliestCheck);

@@ -1,9 +1,15 @@
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { ClaimedRow } from '../../src/core/task.js';
+import { compileServerOptions } from '../../src/config/options.js';
+import { lambdaConfigOf } from '../../src/core/lambda.js';
+import type { ClaimedRow, TaskRow } from '../../src/core/task.js';
+import { silentLogger } from '../../src/log.js';
+import { PROTOCOL_VERSION, type ServerFrame } from '../../src/protocol/frames.js';
 import { Dispatcher, type Session } from '../../src/server/dispatcher.js';
+import { Engine } from '../../src/server/engine.js';
 import type { GateCache } from '../../src/server/gates.js';
 import type { StoreOps } from '../../src/store/store.js';
-import { startConveyor } from '../helpers.js';
+import { onCleanup, startConveyor, tempDir, until } from '../helpers.js';
 
 const openGates = { lambdaMode: () => 'open' } as unknown as GateCache;
 const clock = { now: () => 1_000 };
@@ -174,5 +180,45 @@ describe('hand-out at insert (embedded)', () => {
     const done = await c.waitFor(t.id);
     expect(done).toMatchObject({ state: 'SUCCESS', attempt: 1, result: { echo: { n: 1 } } });
     expect((await c.get(t.id, { attempts: true })).attempts).toHaveLength(1);
+  });
+});
+
+describe('hand-out after a failed flush', () => {
+  it('claims what a write retried alone made ready before a later, lower-priority insert', async () => {
+    // A sweep interval far beyond the test: no tick marks every lambda ready behind the claim phase's back.
+    const engine = await Engine.open(
+      compileServerOptions({ store: join(tempDir(), 'alone.db'), heartbeatMs: 1000, sweepIntervalMs: 60_000 }),
+      silentLogger,
+    );
+    onCleanup(() => engine.close());
+    engine.start();
+    await engine.registerLambdas([lambdaConfigOf({ name: 'job' })]);
+    const [{ task: urgent }] = await engine.submit([{ lambda: 'job', priority: 10, payload: 'urgent' }]);
+    await engine.cancel(urgent.id);
+    const frames: ServerFrame[] = [];
+    const tasks: TaskRow[] = [];
+    const side = engine.connectWorker({ sendTasks: (rows) => tasks.push(...rows), send: (f) => frames.push(f), close: () => {} });
+    side.onFrame({
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      workerId: 'w1',
+      lambdas: [lambdaConfigOf({ name: 'job' })],
+      capacity: 1,
+      concurrency: 1,
+    });
+    await until(() => frames.some((f) => f.type === 'welcome'), 5000, 'welcome');
+    await until(() => !engine.dispatcher.mayHaveReady('job'), 5000, 'the first, empty claim');
+    const [{ task: busy }] = await engine.submit([{ lambda: 'job', payload: 'busy' }]);
+    await until(() => tasks.length === 1, 5000, 'the worker busy');
+    // One flush: the re-drive makes the urgent task ready, the cancel of a claimed task is refused,
+    // so the flush rolls back and each write runs again alone.
+    const [retried, cancelled] = await Promise.allSettled([engine.retry(urgent.id), engine.cancel(busy.id)]);
+    expect([retried.status, cancelled.status]).toEqual(['fulfilled', 'rejected']);
+    expect((await engine.get(urgent.id)).task.state).toBe('ENQUEUED');
+    // The worker frees its place, and a low-priority task arrives: the urgent one goes first.
+    side.onFrame({ type: 'report', credit: 1, done: [{ id: busy.id, attempt: 1, startedAt: Date.now(), result: null }] });
+    await engine.submit([{ lambda: 'job', payload: 'later' }]);
+    await until(() => tasks.length === 2, 5000, 'a second task');
+    expect(tasks[1].id).toBe(urgent.id);
   });
 });
