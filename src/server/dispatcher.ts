@@ -259,7 +259,9 @@ export class Dispatcher implements Handout {
       const s = sessions[(this.rotate + k) % sessions.length];
       if (!worthClaiming(s, this.intakeBusy())) continue;
       const lambdas = [...s.lambdas].filter((l) => this.ready.has(l) && this.gates.lambdaMode(l) === 'open');
-      for (let j = 0; j < lambdas.length && s.credit > 0; j++) {
+      // Not for a worker that left while earlier claims of this phase ran: what it got would
+      // wait a whole lease and count as a lost attempt (send drops it).
+      for (let j = 0; j < lambdas.length && s.credit > 0 && this.sessions.get(s.id) === s; j++) {
         const lambda = lambdas[j];
         const want = Math.min(this.opts.claimBatchMax, Math.ceil(s.credit / (lambdas.length - j)));
         const overdue = this.agingShareOf(lambda, want);

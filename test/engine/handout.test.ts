@@ -222,3 +222,25 @@ describe('hand-out after a failed flush', () => {
     expect(tasks[1].id).toBe(urgent.id);
   });
 });
+
+describe('claim phase', () => {
+  it('claims nothing for a worker that left while the claims of another were running', async () => {
+    const d = dispatcher();
+    const a = session('a', ['mail'], 2);
+    const b = session('b', ['mail'], 2);
+    d.attach(a);
+    d.attach(b);
+    const claimedFor: string[] = [];
+    const ops = tx(async ({ limit, workerId }) => {
+      claimedFor.push(workerId);
+      // The other worker's connection closes while this claim waits for the database.
+      d.detach(workerId === a.workerId ? b.id : a.id);
+      return { rows: Array.from({ length: limit }, (_, i) => row(`${workerId}-${i}`, 'mail')), overdueShort: false };
+    });
+    await d.claimPhase(ops);
+    expect(claimedFor).toHaveLength(1);
+    const gone = claimedFor[0] === a.workerId ? b : a;
+    expect({ credit: gone.credit, outstanding: gone.outstanding }).toEqual({ credit: 2, outstanding: 0 });
+    expect(d.deliver(ops).map((r) => r.id)).toEqual([`${claimedFor[0]}-0`, `${claimedFor[0]}-1`]);
+  });
+});
