@@ -95,6 +95,11 @@ export class Dispatcher implements Handout {
   private readonly ready = new Set<string>();
   /** Claims made in each flush transaction, handed out once that flush is durable. */
   private readonly deliveries = new Map<StoreOps, Delivery[]>();
+  /**
+   * Transactions forgotten (rolled back, or given up on): a driver may tell a flush it failed
+   * while its transaction still runs (PostgreSQL's liveness guard), so claims can end after.
+   */
+  private readonly forgotten = new WeakSet<StoreOps>();
   private readonly agingCarry = new Map<string, number>();
   /** Lambdas whose last overdue query came back short, until when their claims skip it. */
   private readonly overdueQuiet = new Map<string, number>();
@@ -229,6 +234,11 @@ export class Dispatcher implements Handout {
 
   /** Handout: the placed tasks that were written go out after the commit; the others give their places back. */
   settle(ops: StoreOps, written: Array<{ place: HandoutPlace; row: ClaimedRow }>, unwritten: HandoutPlace[]): void {
+    // An insert that ended after its flush was given up on (see forgotten): nothing goes out.
+    if (this.forgotten.has(ops)) {
+      unwritten = unwritten.concat(written.map((w) => w.place));
+      written = [];
+    }
     for (const p of unwritten) {
       const s = (p as Place).session;
       s.credit++;
@@ -274,6 +284,11 @@ export class Dispatcher implements Handout {
           if (claimed.overdueShort) this.overdueQuiet.set(lambda, this.opts.clock.now() + OVERDUE_RECHECK_MS);
         } finally {
           s.credit += want - rows.length;
+        }
+        // Its flush was given up on while this claim ran: nothing of it will be handed out.
+        if (this.forgotten.has(ops)) {
+          s.credit += rows.length;
+          return false;
         }
         if (rows.length < want) this.ready.delete(lambda);
         if (rows.length === 0) continue;
@@ -328,6 +343,7 @@ export class Dispatcher implements Handout {
 
   /** GroupCommit hook: the flush rolled back (or its fsync failed); its claims are not handed out. */
   forget(ops: StoreOps | null): void {
+    if (ops) this.forgotten.add(ops);
     const out = ops ? this.deliveries.get(ops) : undefined;
     if (!ops || !out) return;
     this.deliveries.delete(ops);

@@ -8,7 +8,9 @@ import { PROTOCOL_VERSION, type ServerFrame } from '../../src/protocol/frames.js
 import { Dispatcher, type Session } from '../../src/server/dispatcher.js';
 import { Engine } from '../../src/server/engine.js';
 import type { GateCache } from '../../src/server/gates.js';
-import type { StoreOps } from '../../src/store/store.js';
+import { GroupCommit } from '../../src/server/group-commit.js';
+import type { Store, StoreOps } from '../../src/store/store.js';
+import { StoreError } from '../../src/store/store-error.js';
 import { onCleanup, startConveyor, tempDir, until } from '../helpers.js';
 
 const openGates = { lambdaMode: () => 'open' } as unknown as GateCache;
@@ -242,5 +244,57 @@ describe('claim phase', () => {
     const gone = claimedFor[0] === a.workerId ? b : a;
     expect({ credit: gone.credit, outstanding: gone.outstanding }).toEqual({ credit: 2, outstanding: 0 });
     expect(d.deliver(ops).map((r) => r.id)).toEqual([`${claimedFor[0]}-0`, `${claimedFor[0]}-1`]);
+  });
+});
+
+describe('claim phase of a flush given up on', () => {
+  it('gives the places back of claims that finish after their flush was given up on', async () => {
+    const d = dispatcher();
+    const a = session('a', ['mail'], 2);
+    d.attach(a);
+    let claimsDone!: () => void;
+    const finished = new Promise<void>((r) => {
+      claimsDone = r;
+    });
+    // As the PostgreSQL driver does with a transaction that takes too long (liveness.ts): the
+    // caller is told it failed at once, and the transaction is left to finish on its own.
+    const store = {
+      deferredSync: false,
+      durable: async () => {},
+      transactionWith: (fn: (ops: StoreOps) => Promise<unknown>) => {
+        const ops = tx(async ({ limit }) => {
+          await new Promise((r) => setTimeout(r, 30));
+          return { rows: Array.from({ length: limit }, (_, i) => row(`t${i}`, 'mail')), overdueShort: false };
+        });
+        void fn(ops).finally(claimsDone);
+        return new Promise((_, reject) => setTimeout(() => reject(new StoreError('unavailable', 'no answer in time')), 5));
+      },
+    } as unknown as Store;
+    const commit = new GroupCommit(
+      store,
+      { maxPending: 10, maxPerFlush: 10, concurrency: 1 },
+      {
+        beforeCommit: (ops) => d.claimPhase(ops),
+        afterCommit: (ops) => d.deliver(ops),
+        afterRollback: (ops) => d.forget(ops),
+      },
+    );
+    await expect(commit.run(async () => null)).rejects.toThrow(/no answer/);
+    await finished;
+    expect(a.sent).toEqual([]);
+    expect({ credit: a.credit, outstanding: a.outstanding }).toEqual({ credit: 2, outstanding: 0 });
+  });
+
+  it('gives the places back of an insert that ends after its flush was given up on', async () => {
+    const d = dispatcher();
+    const a = session('a', ['mail'], 2);
+    d.attach(a);
+    await d.claimPhase(tx(async () => ({ rows: [], overdueShort: false })));
+    const ops = tx();
+    const [p] = d.assign(ops, [{ id: 't1', lambda: 'mail' }]);
+    d.forget(ops);
+    d.settle(ops, [{ place: p!, row: row('t1', 'mail') }], []);
+    expect(d.deliver(ops)).toEqual([]);
+    expect({ credit: a.credit, outstanding: a.outstanding }).toEqual({ credit: 2, outstanding: 0 });
   });
 });
