@@ -8,10 +8,12 @@ import { fileURLToPath } from 'node:url';
 const BIN = fileURLToPath(new URL('../bin/conveyor.js', import.meta.url));
 export const COMMANDS = ['dev', 'server', 'worker', 'submit', 'get', 'list', 'cancel', 'retry', 'pause', 'resume', 'lambdas', 'migrate'];
 
+// Without DATABASE_URL, so --store shows the default a user without one gets (./conveyor.db).
+const { DATABASE_URL: _unused, ...ENV } = process.env;
 const help = (args) =>
   execFileSync(process.execPath, [BIN, ...args, '--help'], {
     encoding: 'utf8',
-    env: { ...process.env, COLUMNS: '80', DATABASE_URL: '' },
+    env: { ...ENV, COLUMNS: '80' },
   }).trimEnd();
 
 export function cliDoc() {
