@@ -20,7 +20,7 @@ export function cliDoc() {
   const parts = [
     '# CLI',
     '',
-    'Every command has `--help`. Every option also reads an environment twin (shown as `env:`), and `npm start` honours them too. Client commands talk to `--server` (default `http://127.0.0.1:8080`, env `CONVEYOR_SERVER`) with `--token` (env `CONVEYOR_TOKEN`). Failures print one line, `error: <message> (<code>)`, on stderr and exit with status 1; see [errors.md](errors.md). This page is generated from the help texts by `npm run docs:cli`.',
+    'Every command has `--help`. Every option of `dev`, `server`, `worker` and `migrate` also reads an environment twin (shown as `env:`), and `npm start` honours them too. Client commands talk to `--server` (default `http://127.0.0.1:8080`, env `CONVEYOR_SERVER`) with `--token` (env `CONVEYOR_TOKEN`). Failures print one line, `error: <message> (<code>)`, on stderr and exit with status 1; see [errors.md](errors.md). This page is generated from the help texts by `npm run docs:cli`.',
     '',
     '```',
     help([]),

@@ -10,7 +10,9 @@ import { workerCommand } from './commands/worker.js';
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 const program = new Command('conveyor')
-  .description('Conveyor: asynchronous tasks on SQLite or PostgreSQL. Every option also reads an env twin (CONVEYOR_*).')
+  .description(
+    'Conveyor: asynchronous tasks on SQLite or PostgreSQL. Every option of dev, server, worker and migrate also reads an env twin (CONVEYOR_*); the other commands read CONVEYOR_SERVER and CONVEYOR_TOKEN.',
+  )
   .version(pkg.version)
   .showHelpAfterError('(add --help for usage)')
   .addCommand(devCommand())

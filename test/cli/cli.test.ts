@@ -25,6 +25,20 @@ describe('CLI', () => {
     expect(readFileSync(join(import.meta.dirname, '../../docs/cli.md'), 'utf8')).toBe(cliDoc());
   });
 
+  it('has an env twin for every option of dev, server, worker and migrate, as the help says', async () => {
+    const { devCommand } = await import('../../src/cli/commands/dev.js');
+    const { serverCommand } = await import('../../src/cli/commands/server.js');
+    const { workerCommand } = await import('../../src/cli/commands/worker.js');
+    const { migrateCommand } = await import('../../src/cli/commands/migrate.js');
+    const main = readFileSync(join(import.meta.dirname, '../../src/cli/main.ts'), 'utf8');
+    expect(main).toContain('Every option of dev, server, worker and migrate also reads an env twin');
+    for (const cmd of [devCommand(), serverCommand(), workerCommand(), migrateCommand()]) {
+      // --insecure reads CONVEYOR_INSECURE itself (insecureOf), and says so in its description.
+      const missing = cmd.options.filter((o) => !o.envVar && !o.description.includes('env CONVEYOR_')).map((o) => o.long);
+      expect(missing, cmd.name()).toEqual([]);
+    }
+  });
+
   it('submits, gets, lists, pauses and resumes through a running server, with env twins', async () => {
     const c = await startConveyor({
       lambdas: [
