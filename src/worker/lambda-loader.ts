@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { createRequire, Module } from 'node:module';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { isLambdaDefinition, type LambdaDefinition } from '../core/lambda.js';
@@ -35,10 +36,48 @@ export async function loadLambdaModules(files: string[]): Promise<LambdaDefiniti
 async function importModule(path: string): Promise<Record<string, unknown>> {
   if (/\.(c|m)?ts$/.test(path)) {
     // TypeScript lambdas are compiled on the fly by tsx (esbuild); no build step for users.
-    const { tsImport } = await import('tsx/esm/api');
-    return (await tsImport(pathToFileURL(path).href, import.meta.url)) as Record<string, unknown>;
+    await registerTsx();
+    return (await import(pathToFileURL(path).href)) as Record<string, unknown>;
   }
   return (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+}
+
+let tsx: Promise<void> | null = null;
+
+/**
+ * tsx's loaders for the process, once. (Its tsImport keeps each import's modules apart under
+ * a random name, which the require cache below could not be keyed by.)
+ */
+function registerTsx(): Promise<void> {
+  tsx ??= (async () => {
+    await shareConveyorWithRequire();
+    (await import('tsx/esm/api')).register();
+    (await import('tsx/cjs/api')).register();
+  })();
+  return tsx;
+}
+
+/**
+ * tsx compiles a .ts module outside a "type": "module" package to CommonJS, so its
+ * `import { defineLambda } from 'conveyor'` becomes a require. tsx's require hook would then
+ * compile a second copy of Conveyor's ES modules to CommonJS, in which pino fails at load
+ * ("reading 'Symbol(pino.wildcardFirst)'"). The require cache gets the copy already running,
+ * under the file that `conveyor` resolves to, so such a require answers it.
+ */
+async function shareConveyorWithRequire(): Promise<void> {
+  const require = createRequire(import.meta.url);
+  let entry: string;
+  try {
+    entry = require.resolve('conveyor'); // the package's own name: its "exports" entry
+  } catch {
+    return; // not installed as a package (a bundle, say): nothing to share
+  }
+  if (require.cache[entry]) return;
+  const shared = new Module(entry);
+  shared.filename = entry;
+  shared.loaded = true;
+  shared.exports = await import(pathToFileURL(entry).href);
+  require.cache[entry] = shared;
 }
 
 function lambdasOf(mod: Record<string, unknown>, unwrap = true): LambdaDefinition[] {

@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { COMMANDS, cliDoc } from '../../scripts/cli-doc.mjs';
+import { conveyor, freePort } from '../crash/processes.js';
 import { startConveyor, tempDir } from '../helpers.js';
 
 const run = promisify(execFile);
@@ -59,6 +60,30 @@ describe('CLI', () => {
     expect(JSON.parse((await cli(['list', '--lambda', 'echo'], env)).stdout).tasks).toHaveLength(1);
     expect(JSON.parse((await cli(['pause', 'echo'], env)).stdout).paused).toBe(true);
     expect(JSON.parse((await cli(['resume', 'echo'], env)).stdout).paused).toBe(false);
+  });
+
+  it('runs a .ts lambda module that imports from \'conveyor\' in a package without "type": "module"', async () => {
+    // npm's default package: tsx compiles the module to CommonJS, whose require('conveyor') must
+    // get the Conveyor already running, not a second copy compiled by tsx.
+    const app = tempDir();
+    writeFileSync(join(app, 'package.json'), '{"name":"app","version":"1.0.0"}');
+    mkdirSync(join(app, 'node_modules'));
+    symlinkSync(join(import.meta.dirname, '../..'), join(app, 'node_modules', 'conveyor'));
+    writeFileSync(
+      join(app, 'lambdas.ts'),
+      `import { defineLambda, FatalError } from 'conveyor';\n` +
+        `export const twice = defineLambda({ name: 'twice', handler: async (p: { n: number }) => {\n` +
+        `  if (typeof p.n !== 'number') throw new FatalError('n must be a number');\n` +
+        `  return { twice: p.n * 2 };\n` +
+        `} });\n`,
+    );
+    const port = await freePort();
+    const dev = conveyor(['dev', '--db', join(app, 'c.db'), '--port', String(port), '--lambdas', join(app, 'lambdas.ts')]);
+    const url = await dev.ready;
+    const sub = await cli(['submit', 'twice', '{"n":21}', '--wait'], { CONVEYOR_SERVER: url });
+    expect(JSON.parse(sub.stdout)).toMatchObject({ state: 'SUCCESS', result: { twice: 42 } });
+    const fatal = await cli(['submit', 'twice', '{}', '--wait'], { CONVEYOR_SERVER: url });
+    expect(JSON.parse(fatal.stdout)).toMatchObject({ state: 'FATAL_FAILURE', attempt: 1 });
   });
 
   it('prints one line and exits non-zero on bad input or an unreachable server', async () => {
