@@ -26,6 +26,51 @@ export interface Session {
   readonly capacity: number;
   readonly concurrency: number;
   readonly connectedAt: number;
+  /**
+   * Lambdas this worker runs at most so many at once (their `concurrency`), and the tasks of
+   * each it holds (handed out and not reported finished; checked against its heartbeats).
+   */
+  readonly caps: ReadonlyMap<string, number>;
+  /** By capped lambda: task id -> when it was handed out (epoch ms). */
+  readonly capped: Map<string, Map<string, number>>;
+}
+
+/**
+ * How many more tasks of `lambda` a worker may hold: two rounds of its cap (one running, one
+ * waiting), or no limit for a lambda without one. A worker's places are shared by its
+ * lambdas; filled with tasks of a lambda it runs one at a time, they would leave its other
+ * lambdas one place per finished task of that one.
+ */
+export function roomFor(s: Session, lambda: string): number {
+  const cap = s.caps.get(lambda);
+  return cap === undefined ? Number.POSITIVE_INFINITY : 2 * cap - (s.capped.get(lambda)?.size ?? 0);
+}
+
+/** Counts tasks a worker now holds against their lambdas' caps. */
+function holdCapped(s: Session, rows: ReadonlyArray<{ id: string; lambda: string }>, now: number): void {
+  for (const r of rows) {
+    if (!s.caps.has(r.lambda)) continue;
+    let held = s.capped.get(r.lambda);
+    if (!held) s.capped.set(r.lambda, (held = new Map()));
+    held.set(r.id, now);
+  }
+}
+
+/** Tasks a worker no longer holds (finished, released, lost, or never handed out). */
+export function releaseCapped(s: Session, ids: Iterable<string>): void {
+  if (s.capped.size === 0) return;
+  for (const id of ids) for (const held of s.capped.values()) held.delete(id);
+}
+
+/**
+ * A heartbeat lists every task the worker holds. One handed out before `since` (so the worker
+ * had it in time for this list) and missing from it was dropped without an outcome (a lease
+ * the worker was told it lost, an attempt it gave up on): it no longer counts against its cap.
+ */
+function pruneCapped(s: Session, held: ReadonlyArray<{ id: string }>, since: number): void {
+  if (s.capped.size === 0) return;
+  const holds = new Set(held.map((h) => h.id));
+  for (const tasks of s.capped.values()) for (const [id, at] of tasks) if (at < since && !holds.has(id)) tasks.delete(id);
 }
 
 /**
@@ -75,6 +120,7 @@ class Place implements HandoutPlace {
   constructor(
     readonly session: Session,
     readonly leaseUntil: number,
+    readonly taskId: string,
   ) {
     this.workerId = session.workerId;
   }
@@ -101,6 +147,8 @@ export class Dispatcher implements Handout {
    */
   private readonly forgotten = new WeakSet<StoreOps>();
   private readonly agingCarry = new Map<string, number>();
+  /** When each worker's last heartbeat came (see heard). */
+  private readonly beats = new WeakMap<Session, number>();
   /** Lambdas whose last overdue query came back short, until when their claims skip it. */
   private readonly overdueQuiet = new Map<string, number>();
   private rotate = 0;
@@ -123,6 +171,14 @@ export class Dispatcher implements Handout {
     this.sessions.set(s.id, s);
     for (const l of s.lambdas) this.ready.add(l);
     this.poke();
+  }
+
+  /** A worker's heartbeat, listing what it holds: tasks it dropped stop counting against their caps. */
+  heard(s: Session, held: ReadonlyArray<{ id: string }>): void {
+    const now = this.opts.clock.now();
+    const last = this.beats.get(s);
+    this.beats.set(s, now);
+    if (last !== undefined) pruneCapped(s, held, last);
   }
 
   detach(sessionId: string): Session | undefined {
@@ -199,7 +255,8 @@ export class Dispatcher implements Handout {
   assign(ops: StoreOps, tasks: ReadonlyArray<{ id: string; lambda: string }>): Array<HandoutPlace | null> {
     const out: Array<HandoutPlace | null> = new Array(tasks.length).fill(null);
     if (this.sessions.size === 0) return out;
-    const leaseUntil = this.opts.clock.now() + this.opts.leaseMs;
+    const now = this.opts.clock.now();
+    const leaseUntil = now + this.opts.leaseMs;
     const sessions = [...this.sessions.values()];
     for (let i = 0; i < tasks.length; i++) {
       const { lambda } = tasks[i] as { lambda: string };
@@ -211,7 +268,8 @@ export class Dispatcher implements Handout {
       }
       s.credit--;
       s.outstanding++;
-      out[i] = new Place(s, leaseUntil);
+      holdCapped(s, [tasks[i] as { id: string; lambda: string }], now);
+      out[i] = new Place(s, leaseUntil, (tasks[i] as { id: string }).id);
     }
     return out;
   }
@@ -221,7 +279,7 @@ export class Dispatcher implements Handout {
     let spare: Session | undefined;
     for (let k = 0; k < sessions.length; k++) {
       const s = sessions[(this.rotate + k) % sessions.length] as Session;
-      if (s.credit <= 0 || !s.lambdas.has(lambda)) continue;
+      if (s.credit <= 0 || !s.lambdas.has(lambda) || roomFor(s, lambda) <= 0) continue;
       if (s.outstanding < s.concurrency) {
         this.rotate = (this.rotate + k + 1) % sessions.length;
         return s;
@@ -243,6 +301,7 @@ export class Dispatcher implements Handout {
       const s = (p as Place).session;
       s.credit++;
       s.outstanding--;
+      releaseCapped(s, [(p as Place).taskId]);
     }
     if (unwritten.length) this.poke();
     if (written.length === 0) return;
@@ -268,12 +327,15 @@ export class Dispatcher implements Handout {
     for (let k = 0; k < sessions.length; k++) {
       const s = sessions[(this.rotate + k) % sessions.length];
       if (!worthClaiming(s, this.intakeBusy())) continue;
-      const lambdas = [...s.lambdas].filter((l) => this.ready.has(l) && this.gates.lambdaMode(l) === 'open');
+      // Capped lambdas first: what their caps leave of the credit goes to the others.
+      const lambdas = [...s.lambdas]
+        .filter((l) => this.ready.has(l) && this.gates.lambdaMode(l) === 'open' && roomFor(s, l) > 0)
+        .sort((a, b) => Number(s.caps.has(b)) - Number(s.caps.has(a)));
       // Not for a worker that left while earlier claims of this phase ran: what it got would
       // wait a whole lease and count as a lost attempt (send drops it).
       for (let j = 0; j < lambdas.length && s.credit > 0 && this.sessions.get(s.id) === s; j++) {
         const lambda = lambdas[j];
-        const want = Math.min(this.opts.claimBatchMax, Math.ceil(s.credit / (lambdas.length - j)));
+        const want = Math.min(this.opts.claimBatchMax, Math.ceil(s.credit / (lambdas.length - j)), roomFor(s, lambda));
         const overdue = this.agingShareOf(lambda, want);
         // Held while the claim runs: an insert of another flush may place tasks meanwhile (assign).
         s.credit -= want;
@@ -293,6 +355,7 @@ export class Dispatcher implements Handout {
         if (rows.length < want) this.ready.delete(lambda);
         if (rows.length === 0) continue;
         s.outstanding += rows.length;
+        holdCapped(s, rows, this.opts.clock.now());
         const list = this.deliveries.get(ops) ?? [];
         list.push({ session: s, rows });
         this.deliveries.set(ops, list);
@@ -350,6 +413,10 @@ export class Dispatcher implements Handout {
     for (const d of out) {
       d.session.credit += d.rows.length;
       d.session.outstanding -= d.rows.length;
+      releaseCapped(
+        d.session,
+        d.rows.map((r) => r.id),
+      );
       for (const r of d.rows) this.ready.add(r.lambda);
     }
     this.poke();

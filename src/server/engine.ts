@@ -431,6 +431,8 @@ export class Engine {
       capacity: f.capacity,
       concurrency: f.concurrency,
       connectedAt: this.config.clock.now(),
+      caps: new Map(f.lambdas.flatMap((l) => (l.concurrency === null ? [] : [[l.name, l.concurrency] as const]))),
+      capped: new Map(),
     };
     link.send({
       type: 'welcome',

@@ -3,7 +3,7 @@ import type { AttemptRef, HeartbeatFrame, ReportFrame } from '../protocol/frames
 import type { StartItem } from '../store/driver.js';
 import type { FailReport, StoreOps, SuccessReport } from '../store/store.js';
 import { isUnavailable } from '../store/store-error.js';
-import type { Dispatcher, Session } from './dispatcher.js';
+import { type Dispatcher, releaseCapped, type Session } from './dispatcher.js';
 import type { GateCache } from './gates.js';
 import type { GroupCommit } from './group-commit.js';
 
@@ -116,6 +116,11 @@ export class Hsc {
     if (f.seq !== undefined) this.acks.push({ seq: f.seq, session });
     const finished = (f.done?.length ?? 0) + (f.failed?.length ?? 0) + (f.released?.length ?? 0);
     session.outstanding = Math.max(0, session.outstanding - finished);
+    if (finished)
+      releaseCapped(
+        session,
+        [...(f.done ?? []), ...(f.failed ?? []), ...(f.released ?? [])].map((x) => x.id),
+      );
     if (f.credit) this.dispatcher.grant(session, f.credit);
     this.flush();
   }
@@ -185,6 +190,7 @@ export class Hsc {
     // dropped without an outcome, but their places come back as credit: the worker holds at
     // most what it has not given back. (Reports of one flush arrive before its next heartbeat.)
     session.outstanding = Math.min(session.outstanding, session.capacity - session.credit);
+    this.dispatcher.heard(session, f.held);
     return this.commit
       .run((ops) => ops.renew(f.held, this.opts.leaseMs), { durable: false })
       .then((lost) => {

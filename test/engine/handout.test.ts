@@ -32,6 +32,8 @@ function session(id: string, lambdas: string[], credit: number): Session & { sen
     capacity: credit,
     concurrency: credit,
     connectedAt: 0,
+    caps: new Map(),
+    capped: new Map(),
     sent,
   };
 }
@@ -182,6 +184,57 @@ describe('hand-out at insert (embedded)', () => {
     const done = await c.waitFor(t.id);
     expect(done).toMatchObject({ state: 'SUCCESS', attempt: 1, result: { echo: { n: 1 } } });
     expect((await c.get(t.id, { attempts: true })).attempts).toHaveLength(1);
+  });
+});
+
+describe('per-lambda caps', () => {
+  it("keeps a worker's places from filling with a lambda it runs one at a time, so its other lambdas do not wait on it", async () => {
+    const order: string[] = [];
+    const c = await startConveyor({
+      concurrency: 4,
+      prefetch: 4,
+      lambdas: [
+        {
+          name: 'one-at-a-time',
+          concurrency: 1,
+          handler: async (n: unknown) => {
+            await new Promise((r) => setTimeout(r, 100));
+            order.push(`slow${n}`);
+          },
+        },
+        { name: 'quick', handler: async (n: unknown) => void order.push(`quick${n}`) },
+      ],
+    });
+    // More slow tasks than the worker has places: both lambdas are ready at every claim.
+    await c.submitMany(Array.from({ length: 30 }, (_, i) => ({ lambda: 'one-at-a-time', payload: i })));
+    const quick = await c.submitMany(Array.from({ length: 20 }, (_, i) => ({ lambda: 'quick', payload: i })));
+    for (const t of quick) await c.waitFor(t.id, { timeoutMs: 10_000 });
+    // The quick tasks do not wait for the slow ones (100 ms each, one at a time); with the
+    // places full of slow tasks, they went one per slow task that ended.
+    expect(order.filter((x) => x.startsWith('slow')).length).toBeLessThan(3);
+  });
+
+  it('claims two rounds of a cap at most, and stops counting a task once a heartbeat shows the worker dropped it', async () => {
+    let now = 1_000;
+    const d = new Dispatcher(openGates, { leaseMs: 500, claimBatchMax: 500, agingShare: 0, clock: { now: () => now } });
+    const s = { ...session('a', ['capped'], 10), caps: new Map([['capped', 1]]) };
+    d.attach(s);
+    const asked: number[] = [];
+    const claim = (ids: string[]) =>
+      tx(async ({ limit }) => {
+        asked.push(limit);
+        return { rows: ids.slice(0, limit).map((id) => row(id, 'capped')), overdueShort: false };
+      });
+    await d.claimPhase(claim(['t1', 't2', 't3']));
+    expect(asked).toEqual([2]); // a cap of 1: one running, one waiting
+    await d.claimPhase(claim(['t3']));
+    expect(asked).toEqual([2]); // no room: not even asked
+    now += 1000;
+    d.heard(s, [{ id: 't1' }, { id: 't2' }]); // the first heartbeat only starts the count
+    now += 1000;
+    d.heard(s, [{ id: 't1' }]); // t2, handed out before the last heartbeat, was dropped
+    await d.claimPhase(claim(['t3']));
+    expect(asked).toEqual([2, 1]);
   });
 });
 
