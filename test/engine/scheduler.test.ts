@@ -12,18 +12,18 @@ import { onCleanup, sleep, tempDir, until } from '../helpers.js';
 
 // The scheduler's own timing, around stand-ins for the store and the group commit: the sweep
 // here is a promise the test holds open, which no real store can be made to do on cue.
-it('sweeps again at once when a wake fires while a sweep is running', async () => {
-  let sweeps = 0;
+function heldSweeps() {
+  const count = { sweeps: 0 };
   let release!: () => void;
-  let held = new Promise<void>((r) => (release = r));
+  const held = new Promise<void>((r) => (release = r));
   const ops = {
     sweep: async () => {
-      sweeps++;
+      count.sweeps++;
       await held;
       return { enqueued: new Map(), rescued: 0, deleted: 0, dropped: 0, seen: 0 };
     },
   };
-  const s = new Scheduler(
+  const scheduler = new Scheduler(
     { read: async (fn: (o: unknown) => unknown) => fn({ q: { taskNextCheck: async () => null } }) } as never,
     { run: async (op: (o: unknown) => unknown) => op(ops) } as never,
     { lookup: () => 'open' } as never,
@@ -32,50 +32,36 @@ it('sweeps again at once when a wake fires while a sweep is running', async () =
     pino({ level: 'silent' }),
     { sweepIntervalMs: 60_000, sweepBatch: 100, rescueFrom: 0, leaseMs: 1000 },
   );
+  return { scheduler, count, release };
+}
+
+it('sweeps again at once when a wake fires while a sweep is running', async () => {
+  const { scheduler: s, count, release } = heldSweeps();
   s.start();
-  await until(() => sweeps === 1);
+  await until(() => count.sweeps === 1);
   // Something comes due while the first sweep runs (it may have read the next check already).
   s.wakeAt(systemClock.now());
   await new Promise((r) => setTimeout(r, 20)); // the wake's timer fires during the sweep
-  held = Promise.resolve();
   release();
-  await until(() => sweeps >= 2, 2000).catch(() => undefined); // not at the next poll, a minute away
-  expect(sweeps).toBe(2);
+  await until(() => count.sweeps >= 2, 2000).catch(() => undefined); // not at the next poll, a minute away
+  expect(count.sweeps).toBe(2);
   await s.stop();
 });
 
 it('sets no timer past what Node can hold for a wake weeks away (no overflow warning, no sweep at once)', async () => {
-  let sweeps = 0;
   const warnings: string[] = [];
   const onWarning = (w: Error) => void warnings.push(w.name);
   process.on('warning', onWarning);
   onCleanup(() => void process.off('warning', onWarning));
-  let release!: () => void;
-  const held = new Promise<void>((r) => (release = r));
-  const ops = {
-    sweep: async () => {
-      sweeps++;
-      await held;
-      return { enqueued: new Map(), rescued: 0, deleted: 0, dropped: 0, seen: 0 };
-    },
-  };
-  const s = new Scheduler(
-    { read: async (fn: (o: unknown) => unknown) => fn({ q: { taskNextCheck: async () => null } }) } as never,
-    { run: async (op: (o: unknown) => unknown) => op(ops) } as never,
-    { lookup: () => 'open' } as never,
-    { held: async () => true, renewAt: () => Date.now() + 60_000 } as never,
-    systemClock,
-    pino({ level: 'silent' }),
-    { sweepIntervalMs: 60_000, sweepBatch: 100, rescueFrom: 0, leaseMs: 1000 },
-  );
+  const { scheduler: s, count, release } = heldSweeps();
   s.start();
-  await until(() => sweeps === 1);
+  await until(() => count.sweeps === 1);
   // A task due in 30 days is submitted while the sweep runs (no timer is set then).
   s.wakeAt(systemClock.now() + 30 * 24 * 3600 * 1000);
   release();
   await sleep(100);
   expect(warnings).not.toContain('TimeoutOverflowWarning');
-  expect(sweeps).toBe(1);
+  expect(count.sweeps).toBe(1);
   await s.stop();
 });
 
