@@ -26,12 +26,12 @@ export interface Session {
   readonly capacity: number;
   readonly concurrency: number;
   readonly connectedAt: number;
-  /**
-   * Lambdas this worker runs at most so many at once (their `concurrency`), and the tasks of
-   * each it holds (handed out and not reported finished; checked against its heartbeats).
-   */
+  /** Lambdas this worker runs at most so many at once (their `concurrency`; see roomFor). */
   readonly caps: ReadonlyMap<string, number>;
-  /** By capped lambda: task id -> when it was handed out (epoch ms). */
+  /**
+   * The tasks of each capped lambda the worker holds, with when each was handed out (epoch ms):
+   * from hand-out to its report, or to a heartbeat that no longer lists it.
+   */
   readonly capped: Map<string, Map<string, number>>;
 }
 
