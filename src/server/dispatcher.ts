@@ -29,8 +29,9 @@ export interface Session {
   /** Lambdas this worker runs at most so many at once (their `concurrency`; see roomFor). */
   readonly caps: ReadonlyMap<string, number>;
   /**
-   * The tasks of each capped lambda the worker holds, with when each was handed out (epoch ms):
-   * from hand-out to its report, or to a heartbeat that no longer lists it.
+   * The tasks of each capped lambda the worker holds, with when each was sent (epoch ms;
+   * Infinity while its flush commits): from hand-out to its report, or to a heartbeat that no
+   * longer lists it.
    */
   readonly capped: Map<string, Map<string, number>>;
 }
@@ -46,13 +47,25 @@ export function roomFor(s: Session, lambda: string): number {
   return cap === undefined ? Number.POSITIVE_INFINITY : 2 * cap - (s.capped.get(lambda)?.size ?? 0);
 }
 
-/** Counts tasks a worker now holds against their lambdas' caps. */
-function holdCapped(s: Session, rows: ReadonlyArray<{ id: string; lambda: string }>, now: number): void {
+/**
+ * Counts tasks a worker now holds against their lambdas' caps. Until they are sent (after their
+ * flush is durable) no heartbeat can list them, so no heartbeat may prune them (see sentCapped).
+ */
+function holdCapped(s: Session, rows: ReadonlyArray<{ id: string; lambda: string }>): void {
   for (const r of rows) {
     if (!s.caps.has(r.lambda)) continue;
     let held = s.capped.get(r.lambda);
     if (!held) s.capped.set(r.lambda, (held = new Map()));
-    held.set(r.id, now);
+    held.set(r.id, Number.POSITIVE_INFINITY);
+  }
+}
+
+/** Tasks on their way to the worker: from now on a heartbeat that misses them may prune them. */
+function sentCapped(s: Session, rows: ReadonlyArray<{ id: string; lambda: string }>, now: number): void {
+  if (s.capped.size === 0) return;
+  for (const r of rows) {
+    const held = s.capped.get(r.lambda);
+    if (held?.has(r.id)) held.set(r.id, now);
   }
 }
 
@@ -255,8 +268,7 @@ export class Dispatcher implements Handout {
   assign(ops: StoreOps, tasks: ReadonlyArray<{ id: string; lambda: string }>): Array<HandoutPlace | null> {
     const out: Array<HandoutPlace | null> = new Array(tasks.length).fill(null);
     if (this.sessions.size === 0) return out;
-    const now = this.opts.clock.now();
-    const leaseUntil = now + this.opts.leaseMs;
+    const leaseUntil = this.opts.clock.now() + this.opts.leaseMs;
     const sessions = [...this.sessions.values()];
     for (let i = 0; i < tasks.length; i++) {
       const { lambda } = tasks[i] as { lambda: string };
@@ -268,7 +280,7 @@ export class Dispatcher implements Handout {
       }
       s.credit--;
       s.outstanding++;
-      holdCapped(s, [tasks[i] as { id: string; lambda: string }], now);
+      holdCapped(s, [tasks[i] as { id: string; lambda: string }]);
       out[i] = new Place(s, leaseUntil, (tasks[i] as { id: string }).id);
     }
     return out;
@@ -355,7 +367,7 @@ export class Dispatcher implements Handout {
         if (rows.length < want) this.ready.delete(lambda);
         if (rows.length === 0) continue;
         s.outstanding += rows.length;
-        holdCapped(s, rows, this.opts.clock.now());
+        holdCapped(s, rows);
         const list = this.deliveries.get(ops) ?? [];
         list.push({ session: s, rows });
         this.deliveries.set(ops, list);
@@ -401,7 +413,9 @@ export class Dispatcher implements Handout {
 
   private send(s: Session, rows: ClaimedRow[]): void {
     // A worker that left meanwhile: its claims expire and the sweep re-runs them.
-    if (this.sessions.get(s.id) === s) s.link.sendTasks(rows);
+    if (this.sessions.get(s.id) !== s) return;
+    sentCapped(s, rows, this.opts.clock.now());
+    s.link.sendTasks(rows);
   }
 
   /** GroupCommit hook: the flush rolled back (or its fsync failed); its claims are not handed out. */

@@ -225,8 +225,10 @@ describe('per-lambda caps', () => {
         asked.push(limit);
         return { rows: ids.slice(0, limit).map((id) => row(id, 'capped')), overdueShort: false };
       });
-    await d.claimPhase(claim(['t1', 't2', 't3']));
+    const first = claim(['t1', 't2', 't3']);
+    await d.claimPhase(first);
     expect(asked).toEqual([2]); // a cap of 1: one running, one waiting
+    d.deliver(first);
     await d.claimPhase(claim(['t3']));
     expect(asked).toEqual([2]); // no room: not even asked
     now += 1000;
@@ -349,5 +351,31 @@ describe('claim phase of a flush given up on', () => {
     d.settle(ops, [{ place: p!, row: row('t1', 'mail') }], []);
     expect(d.deliver(ops)).toEqual([]);
     expect({ credit: a.credit, outstanding: a.outstanding }).toEqual({ credit: 2, outstanding: 0 });
+  });
+});
+
+describe('per-lambda caps and heartbeats during a flush', () => {
+  it('keeps counting claimed tasks that heartbeats cannot list yet (their flush is not durable)', async () => {
+    let now = 1_000;
+    const d = new Dispatcher(openGates, { leaseMs: 500, claimBatchMax: 500, agingShare: 0, clock: { now: () => now } });
+    const s = { ...session('a', ['capped'], 10), caps: new Map([['capped', 1]]) };
+    d.attach(s);
+    const asked: number[] = [];
+    const claim = (ids: string[]) =>
+      tx(async ({ limit }) => {
+        asked.push(limit);
+        return { rows: ids.slice(0, limit).map((id) => row(id, 'capped')), overdueShort: false };
+      });
+    const first = claim(['t1', 't2', 't3']);
+    await d.claimPhase(first);
+    // While the flush's commit (or fsync) runs, a handler's ctx.heartbeat() sends two
+    // heartbeats in quick succession: the worker does not hold t1 and t2 yet.
+    now += 1;
+    d.heard(s, []);
+    now += 1;
+    d.heard(s, []);
+    expect(d.deliver(first).map((r) => r.id)).toEqual(['t1', 't2']);
+    await d.claimPhase(claim(['t3']));
+    expect(asked).toEqual([2]); // still two held: no room
   });
 });
