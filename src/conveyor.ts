@@ -91,22 +91,26 @@ export class Conveyor {
     const workerConfig = compileWorkerOptions({ concurrency, prefetch, shutdownGraceMs, workerId });
     const configs = lambdas.map(lambdaConfigOf);
     const engine = await Engine.open(config, logger);
+    let controller: Controller | null = null;
     try {
       await engine.registerLambdas(configs);
+      // Made before the engine is kept: a worker that refuses its lambdas fails the start, and
+      // an engine left behind would run unseen beside the one a start tried again opens.
+      if ((worker ?? lambdas.length > 0) && lambdas.length > 0) {
+        const transport = inProcessPair((link) => engine.connectWorker(link));
+        controller = new Controller(lambdas, workerConfig, transport, config.clock, logger.child({ role: 'worker' }), workerEvents, {
+          maxResultBytes: config.maxPayloadBytes,
+          timeoutGraceMs: 2000,
+        });
+      }
     } catch (err) {
       await engine.close();
       throw err;
     }
     engine.start();
     this.engineRef = engine;
-    if ((worker ?? lambdas.length > 0) && lambdas.length > 0) {
-      const transport = inProcessPair((link) => engine.connectWorker(link));
-      this.controller = new Controller(lambdas, workerConfig, transport, config.clock, logger.child({ role: 'worker' }), workerEvents, {
-        maxResultBytes: config.maxPayloadBytes,
-        timeoutGraceMs: 2000,
-      });
-      this.controller.start();
-    }
+    this.controller = controller;
+    controller?.start();
     return this;
   }
 

@@ -468,6 +468,24 @@ describe('task lifecycle (embedded, SQLite)', () => {
     await expect(c.submit('ok', {}, { priorty: 1 } as never)).rejects.toThrow('unknown field "priorty" (did you mean "priority"?)');
   });
 
+  it('closes the engine of a start that fails after opening it, so a start tried again leaves none running', async () => {
+    const open = vi.spyOn(Engine, 'open');
+    const close = vi.spyOn(Engine.prototype, 'close');
+    onCleanup(() => {
+      open.mockRestore();
+      close.mockRestore();
+    });
+    // The in-process worker refuses its lambdas once the engine is open and started.
+    const c = new Conveyor({ store: join(tempDir(), 'failed.db'), lambdas: [{ name: 'x', isolation: 'process', handler: () => 1 }] });
+    onCleanup(() => c.close());
+    await expect(c.start()).rejects.toThrow(/must come from a module file/);
+    await expect(c.start()).rejects.toThrow(/must come from a module file/);
+    expect(() => c.engine).toThrow(/not started/);
+    await c.close();
+    expect(open).toHaveBeenCalledTimes(2);
+    expect(close).toHaveBeenCalledTimes(2);
+  });
+
   it('opens one engine for two start() calls at once, and a close() during a start closes what it opened', async () => {
     const open = vi.spyOn(Engine, 'open');
     onCleanup(() => open.mockRestore());
