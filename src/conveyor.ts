@@ -11,6 +11,7 @@ import { checkListenable } from './http/listen.js';
 import { type Logger, silentLogger } from './log.js';
 import { inProcessPair } from './protocol/in-process.js';
 import { Engine, type LambdaSummary } from './server/engine.js';
+import { isUnavailable } from './store/store-error.js';
 import { Controller, type ControllerEvents } from './worker/controller.js';
 
 /** Options of an embedded Conveyor: a server, and a worker for `lambdas` in the same process. */
@@ -197,11 +198,19 @@ export class Conveyor {
       // 'ended' is heard only from this server's own commits: on a store other servers write
       // too, the end of a task run through one of them is read from the store (as the SDK does).
       const multiProcess = engine.store.driver.capabilities.multiProcess;
+      const again = (pause: number) => {
+        if (multiProcess && !done) poll = setTimeout(() => check(Math.min(1000, pause * 2)), pause);
+      };
       const check = (pause: number) =>
-        engine.get(id).then(({ task }) => {
-          if (isTerminal(task.state)) finish(null);
-          else if (multiProcess && !done) poll = setTimeout(() => check(Math.min(1000, pause * 2)), pause);
-        }, finish);
+        engine.get(id).then(
+          ({ task }) => {
+            if (isTerminal(task.state)) finish(null);
+            else again(pause);
+          },
+          // A store away for a moment (a dropped connection, a failover) does not end the wait,
+          // as it does not for the SDK's waitFor; the wait's own time bounds it.
+          (err: unknown) => (isUnavailable(err) && multiProcess ? again(pause) : finish(err)),
+        );
       check(50);
     });
   }

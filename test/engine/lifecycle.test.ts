@@ -6,6 +6,7 @@ import { Conveyor } from '../../src/conveyor.js';
 import { FatalError, retryAfter } from '../../src/errors.js';
 import type { LambdaDefinition } from '../../src/index.js';
 import { Engine } from '../../src/server/engine.js';
+import { StoreError } from '../../src/store/store-error.js';
 import { onCleanup, sleep, startConveyor, tempDir, until } from '../helpers.js';
 
 const ok: LambdaDefinition = { name: 'ok', handler: async (p) => ({ echo: p }) };
@@ -466,6 +467,20 @@ describe('task lifecycle (embedded, SQLite)', () => {
     await expect(c.submit('ok', {}, { ordered: true })).rejects.toMatchObject({ code: 'validation_failed' });
     await expect(c.submit('ok', {}, { dependsOn: ['01ZZZZZZZZZZZZZZZZZZZZZZZZ'] })).rejects.toMatchObject({ code: 'unknown_dependency' });
     await expect(c.submit('ok', {}, { priorty: 1 } as never)).rejects.toThrow('unknown field "priorty" (did you mean "priority"?)');
+  });
+
+  it('waits on a store other servers share through a read that finds the store away for a moment', async () => {
+    const c = await startConveyor({ lambdas: [{ name: 'slow', handler: () => sleep(400) }] });
+    // As on PostgreSQL: the end may be written by another server, so waitFor reads the task.
+    Object.assign(c.engine.store.driver.capabilities, { multiProcess: true });
+    const get = c.engine.get.bind(c.engine);
+    let reads = 0;
+    vi.spyOn(c.engine, 'get').mockImplementation((...args) =>
+      ++reads === 2 ? Promise.reject(new StoreError('unavailable', 'connection reset')) : get(...args),
+    );
+    const t = await c.submit('slow');
+    expect((await c.waitFor(t.id, { timeoutMs: 5000 })).state).toBe('SUCCESS');
+    expect(reads).toBeGreaterThan(2);
   });
 
   it('closes the engine of a start that fails after opening it, so a start tried again leaves none running', async () => {
