@@ -44,6 +44,9 @@ export function dashboardRoutes(app: FastifyInstance, engine: Engine, opts: Live
           'x-accel-buffering': 'no',
           'x-content-type-options': 'nosniff',
         });
+        // A HEAD (Fastify answers it with the GET handler) has no body to stream: subscribed, it
+        // would hold its connection open, and a keep-alive client's next request behind it.
+        if (req.method === 'HEAD') return void res.end();
         res.flushHeaders();
         let blocked = false;
         const client: LiveClient = {

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { LatencyWindow } from '../../src/dashboard/latency-window.js';
@@ -175,6 +176,26 @@ describe('GET /v1/live', () => {
     expect(JSON.stringify(history).length).toBeLessThanOrEqual(2000);
     expect(history.map((p) => p.at)).toEqual(ticks.slice(-history.length).map((p) => p.at));
     await stream.cancel();
+  });
+
+  it('answers a HEAD with the headers alone, and subscribes nothing', async () => {
+    const c = await startConveyor({ lambdas });
+    const app = Fastify({ forceCloseConnections: true });
+    const feed = dashboardRoutes(app, c.engine, { tickMs: 50 });
+    const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    onCleanup(() => app.close());
+    // On one keep-alive connection, a HEAD of the feed and then a page: the page is answered
+    // only once the HEAD's response has ended.
+    const { port } = new URL(url);
+    const socket = connect(Number(port), '127.0.0.1');
+    onCleanup(() => void socket.destroy());
+    let got = '';
+    socket.on('data', (d) => (got += d));
+    socket.write('HEAD /v1/live HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    await until(() => (got.match(/HTTP\/1\.1 200/g) ?? []).length === 2, 2000, 'both answers');
+    expect(got).toContain('text/event-stream');
+    expect(got).toContain('text/html');
+    expect(feed.clientCount).toBe(0);
   });
 
   it('ends open streams when the server closes', async () => {
