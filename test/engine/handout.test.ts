@@ -187,6 +187,24 @@ describe('hand-out at insert (embedded)', () => {
   });
 });
 
+/**
+ * A dispatcher on a clock the test moves, with one worker whose lambda `capped` runs one at a
+ * time; `claim` makes a claim phase's transaction that takes the given ids and records each limit.
+ */
+function cappedWorker() {
+  const clock = { at: 1_000, now: () => clock.at };
+  const d = new Dispatcher(openGates, { leaseMs: 500, claimBatchMax: 500, agingShare: 0, clock });
+  const s = { ...session('a', ['capped'], 10), caps: new Map([['capped', 1]]) };
+  d.attach(s);
+  const asked: number[] = [];
+  const claim = (ids: string[]) =>
+    tx(async ({ limit }) => {
+      asked.push(limit);
+      return { rows: ids.slice(0, limit).map((id) => row(id, 'capped')), overdueShort: false };
+    });
+  return { d, s, clock, asked, claim };
+}
+
 describe('per-lambda caps', () => {
   it("keeps a worker's places from filling with a lambda it runs one at a time, so its other lambdas do not wait on it", async () => {
     const order: string[] = [];
@@ -215,28 +233,34 @@ describe('per-lambda caps', () => {
   });
 
   it('claims two rounds of a cap at most, and stops counting a task once a heartbeat shows the worker dropped it', async () => {
-    let now = 1_000;
-    const d = new Dispatcher(openGates, { leaseMs: 500, claimBatchMax: 500, agingShare: 0, clock: { now: () => now } });
-    const s = { ...session('a', ['capped'], 10), caps: new Map([['capped', 1]]) };
-    d.attach(s);
-    const asked: number[] = [];
-    const claim = (ids: string[]) =>
-      tx(async ({ limit }) => {
-        asked.push(limit);
-        return { rows: ids.slice(0, limit).map((id) => row(id, 'capped')), overdueShort: false };
-      });
+    const { d, s, clock, asked, claim } = cappedWorker();
     const first = claim(['t1', 't2', 't3']);
     await d.claimPhase(first);
     expect(asked).toEqual([2]); // a cap of 1: one running, one waiting
     d.deliver(first);
     await d.claimPhase(claim(['t3']));
     expect(asked).toEqual([2]); // no room: not even asked
-    now += 1000;
+    clock.at += 1000;
     d.heard(s, [{ id: 't1' }, { id: 't2' }]); // the first heartbeat only starts the count
-    now += 1000;
+    clock.at += 1000;
     d.heard(s, [{ id: 't1' }]); // t2, handed out before the last heartbeat, was dropped
     await d.claimPhase(claim(['t3']));
     expect(asked).toEqual([2, 1]);
+  });
+
+  it('keeps counting claimed tasks that heartbeats cannot list yet (their flush is not durable)', async () => {
+    const { d, s, clock, asked, claim } = cappedWorker();
+    const first = claim(['t1', 't2', 't3']);
+    await d.claimPhase(first);
+    // While the flush's commit (or fsync) runs, a handler's ctx.heartbeat() sends two
+    // heartbeats in quick succession: the worker does not hold t1 and t2 yet.
+    clock.at += 1;
+    d.heard(s, []);
+    clock.at += 1;
+    d.heard(s, []);
+    expect(d.deliver(first).map((r) => r.id)).toEqual(['t1', 't2']);
+    await d.claimPhase(claim(['t3']));
+    expect(asked).toEqual([2]); // still two held: no room
   });
 });
 
@@ -351,31 +375,5 @@ describe('claim phase of a flush given up on', () => {
     d.settle(ops, [{ place: p!, row: row('t1', 'mail') }], []);
     expect(d.deliver(ops)).toEqual([]);
     expect({ credit: a.credit, outstanding: a.outstanding }).toEqual({ credit: 2, outstanding: 0 });
-  });
-});
-
-describe('per-lambda caps and heartbeats during a flush', () => {
-  it('keeps counting claimed tasks that heartbeats cannot list yet (their flush is not durable)', async () => {
-    let now = 1_000;
-    const d = new Dispatcher(openGates, { leaseMs: 500, claimBatchMax: 500, agingShare: 0, clock: { now: () => now } });
-    const s = { ...session('a', ['capped'], 10), caps: new Map([['capped', 1]]) };
-    d.attach(s);
-    const asked: number[] = [];
-    const claim = (ids: string[]) =>
-      tx(async ({ limit }) => {
-        asked.push(limit);
-        return { rows: ids.slice(0, limit).map((id) => row(id, 'capped')), overdueShort: false };
-      });
-    const first = claim(['t1', 't2', 't3']);
-    await d.claimPhase(first);
-    // While the flush's commit (or fsync) runs, a handler's ctx.heartbeat() sends two
-    // heartbeats in quick succession: the worker does not hold t1 and t2 yet.
-    now += 1;
-    d.heard(s, []);
-    now += 1;
-    d.heard(s, []);
-    expect(d.deliver(first).map((r) => r.id)).toEqual(['t1', 't2']);
-    await d.claimPhase(claim(['t3']));
-    expect(asked).toEqual([2]); // still two held: no room
   });
 });
