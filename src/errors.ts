@@ -40,7 +40,8 @@ export const ERROR_CATALOGUE = {
   internal_error: { status: 500, description: 'An unexpected error; the server log has the details.' },
   store_unavailable: {
     status: 503,
-    description: 'The store (database) does not answer; retry after the number of seconds in Retry-After.',
+    description:
+      'The store (database) does not answer, or gave the write up as clashing with concurrent writes (a deadlock); retry after the number of seconds in Retry-After.',
   },
   shutting_down: {
     status: 503,

@@ -4,7 +4,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { describeSchemaError } from '../core/submit.js';
 import { ConveyorError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { isUnavailable } from '../store/store-error.js';
+import { isConflict, isUnavailable } from '../store/store-error.js';
 
 // Fastify's own errors, each mapped to one code of the catalogue.
 const FASTIFY: Record<string, (e: FastifyError) => ConveyorError> = {
@@ -36,6 +36,11 @@ export function toConveyorError(err: unknown, log?: Logger): ConveyorError {
     return new ConveyorError('invalid_json', 'the body holds a __proto__ or constructor.prototype key, which is refused');
   }
   if (isUnavailable(err)) return new ConveyorError('store_unavailable', undefined, { retryAfterS: 1, cause: err });
+  if (isConflict(err)) {
+    // Run again several times already (GroupCommit); the next try is the caller's.
+    const message = 'the database gave the write up as clashing with concurrent writes (a deadlock); retry';
+    return new ConveyorError('store_unavailable', message, { retryAfterS: 1, cause: err });
+  }
   log?.error({ err }, 'unexpected error answering a request');
   return new ConveyorError('internal_error');
 }

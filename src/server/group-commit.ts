@@ -1,12 +1,17 @@
 import { ConveyorError } from '../errors.js';
 import type { Store, StoreOps } from '../store/store.js';
-import { isUnavailable } from '../store/store-error.js';
+import { isConflict, isUnavailable } from '../store/store-error.js';
 
 type Op<T> = (ops: StoreOps) => Promise<T>;
+
+/** How often one write is run again after the database gave up its transaction as a conflict. */
+const MAX_CONFLICT_RETRIES = 3;
 
 interface Queued {
   op: Op<unknown>;
   durable: boolean;
+  /** Transactions of this write the database gave up as conflicts so far. */
+  conflicts: number;
   resolve(v: unknown): void;
   reject(e: unknown): void;
 }
@@ -49,7 +54,9 @@ export interface GroupCommitHooks {
  * is mostly waiting for round trips (measured: the server 83% idle at one flush at a time). If a flush fails, its writes are
  * retried one transaction each, so one bad write cannot fail its neighbours; unless the store
  * is unavailable, which would fail each of them again: then they all fail at once (callers get
- * 503 store_unavailable at once, instead of one connection attempt each in turn).
+ * 503 store_unavailable at once, instead of one connection attempt each in turn), or the
+ * database gave the transaction up as a conflict, which says nothing about the writes: then
+ * they run again together (see again()).
  */
 export class GroupCommit {
   private queue: Queued[] = [];
@@ -87,7 +94,7 @@ export class GroupCommit {
       );
     }
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ op, durable: opts.durable ?? true, resolve: resolve as (v: unknown) => void, reject });
+      this.queue.push({ op, durable: opts.durable ?? true, conflicts: 0, resolve: resolve as (v: unknown) => void, reject });
       this.poke();
     });
   }
@@ -145,7 +152,8 @@ export class GroupCommit {
     } catch (err) {
       this.hooks.afterRollback?.(claimedIn, err);
       this.flushing--;
-      if (batch.length === 1 || isUnavailable(err)) for (const item of batch) item.reject(err);
+      if (isConflict(err)) this.again(batch, err);
+      else if (batch.length === 1 || isUnavailable(err)) for (const item of batch) item.reject(err);
       else await this.runAlone(batch);
       this.next();
       return;
@@ -194,8 +202,25 @@ export class GroupCommit {
         this.hooks.afterCommit?.(ops);
       } catch (err) {
         if (opsIn) this.hooks.discarded?.(opsIn);
-        item.reject(err);
+        if (isConflict(err)) this.again([item], err);
+        else item.reject(err);
       }
     }
+  }
+
+  /**
+   * The database gave up these writes' transaction as a conflict (PostgreSQL aborts one
+   * transaction of a deadlock; writers of several servers, or this server's concurrent
+   * flushes, can lock the same rows in different orders): nothing of it was written, and run
+   * again it usually finds the other transaction committed. They go back to the head of the
+   * queue, a few times at most.
+   */
+  private again(items: Queued[], err: unknown): void {
+    const back: Queued[] = [];
+    for (const item of items) {
+      if (++item.conflicts > MAX_CONFLICT_RETRIES) item.reject(err);
+      else back.push(item);
+    }
+    this.queue.unshift(...back);
   }
 }

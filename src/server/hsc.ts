@@ -2,7 +2,7 @@ import { taskErrorOf } from '../core/task.js';
 import type { AttemptRef, HeartbeatFrame, ReportFrame } from '../protocol/frames.js';
 import type { StartItem } from '../store/driver.js';
 import type { FailReport, StoreOps, SuccessReport } from '../store/store.js';
-import { isUnavailable } from '../store/store-error.js';
+import { isTransient } from '../store/store-error.js';
 import { type Dispatcher, releaseCapped, type Session } from './dispatcher.js';
 import type { GateCache } from './gates.js';
 import type { GroupCommit } from './group-commit.js';
@@ -166,7 +166,7 @@ export class Hsc {
             // Failed before apply ran (write queue full, no connection): the reports are still
             // pending and no write is queued for them.
             this.queued = false;
-          } else if (isUnavailable(err)) {
+          } else if (isTransient(err)) {
             this.putBack(taken);
           } else {
             // A report the store refused: those leases expire and the sweep re-runs the tasks

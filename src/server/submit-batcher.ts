@@ -2,7 +2,7 @@ import type { GateLookup } from '../core/gate.js';
 import type { NewTask, TaskRow } from '../core/task.js';
 import { ConveyorError } from '../errors.js';
 import type { StoreOps } from '../store/store.js';
-import { isUnavailable, StoreError } from '../store/store-error.js';
+import { isTransient, StoreError } from '../store/store-error.js';
 import type { GroupCommit } from './group-commit.js';
 
 type Created = Array<{ task: TaskRow; created: boolean }>;
@@ -47,9 +47,10 @@ export class SubmitBatcher {
           (err: unknown) => {
             // The write failed: none of these was written. When the store refused it (a value,
             // not its absence), one submit may be the cause: each is tried on its own, so it
-            // fails alone. Anything else (unavailable, queue full, shutting down) fails them all.
+            // fails alone. Anything else (unavailable, a conflict run again to no avail, queue
+            // full, shutting down) fails them all.
             const failed = batch ?? this.take();
-            const refused = err instanceof StoreError && !isUnavailable(err);
+            const refused = err instanceof StoreError && !isTransient(err);
             if (refused && failed.length > 1) for (const p of failed) this.alone(p);
             else for (const p of failed) p.reject(err);
           },

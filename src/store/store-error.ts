@@ -68,3 +68,17 @@ export function storeErrorOf(err: unknown): StoreError | ConveyorError {
 export function isUnavailable(err: unknown): boolean {
   return err instanceof StoreError && (err.code === 'unavailable' || err.code === 'busy');
 }
+
+/**
+ * Whether the database gave up a transaction for clashing with concurrent ones (PostgreSQL's
+ * deadlock victim, a serialization failure): nothing was written, and the same transaction run
+ * again may well commit.
+ */
+export function isConflict(err: unknown): boolean {
+  return err instanceof StoreError && err.code === 'serialization';
+}
+
+/** Whether the same write may succeed later: the store is away or the write clashed with others. */
+export function isTransient(err: unknown): boolean {
+  return isUnavailable(err) || isConflict(err);
+}

@@ -1,6 +1,6 @@
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
-import { isUnavailable, storeErrorOf } from '../../src/store/store-error.js';
+import { isConflict, isTransient, isUnavailable, storeErrorOf } from '../../src/store/store-error.js';
 
 /** An error as postgres.js reports a server's ErrorResponse with this SQLSTATE. */
 const pgError = (code: string, message: string) => new postgres.PostgresError({ code, message, severity: 'ERROR' } as unknown as string);
@@ -17,6 +17,18 @@ describe('native errors mapped to neutral codes', () => {
     ]) {
       const err = storeErrorOf(pgError(code, message));
       expect({ code, unavailable: isUnavailable(err) }).toEqual({ code, unavailable: true });
+    }
+  });
+
+  it('answers a deadlock or a serialization failure as a conflict: not unavailable, but worth running again', () => {
+    for (const code of ['40P01', '40001']) {
+      const err = storeErrorOf(pgError(code, 'deadlock detected'));
+      expect({ code, conflict: isConflict(err), transient: isTransient(err), unavailable: isUnavailable(err) }).toEqual({
+        code,
+        conflict: true,
+        transient: true,
+        unavailable: false,
+      });
     }
   });
 });
