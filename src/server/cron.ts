@@ -12,7 +12,9 @@ export type CronSubmit = (task: { lambda: string; payload: unknown; runAt: numbe
  * Periodic tasks: for every lambda with a cron schedule, the holder of the cron duty creates
  * the next occurrence ahead of time (runAt = the occurrence), with the idempotency key
  * `cron:<lambda>:<epoch ms>`, so an occurrence exists once however many servers race or
- * restart. After downtime only the latest missed occurrence runs, not every one missed.
+ * restart. After downtime only the latest missed occurrence runs, not every one missed; a
+ * paused lambda counts as down (its occurrences would otherwise pile up under the gate, one a
+ * minute for an every-minute schedule, and all run at the resume).
  */
 export class CronRole {
   private timer: NodeJS.Timeout | null = null;
@@ -25,6 +27,8 @@ export class CronRole {
     private readonly clock: Clock,
     private readonly log: Logger,
     private readonly lambdas: () => LambdaConfig[],
+    /** Whether the lambda's gate holds its tasks (pause); a dropping gate drops each occurrence. */
+    private readonly paused: (lambda: string) => boolean,
     private readonly submit: CronSubmit,
     private readonly opts: { intervalMs: number; lookaheadMs: number },
   ) {}
@@ -61,6 +65,7 @@ export class CronRole {
     let created = 0;
     const now = this.clock.now();
     for (const l of crons) {
+      if (this.paused(l.name)) continue;
       const spec = l.cron as CronSpec;
       try {
         const last = await this.store.read((o) => o.q.cronGet(l.name));

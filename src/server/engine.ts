@@ -191,6 +191,7 @@ export class Engine {
       clock,
       log,
       () => this.registry.all(),
+      (lambda) => this.gates.lookup(lambda, null) === 'pause',
       async (t) => {
         await this.submit([t]);
       },

@@ -67,6 +67,25 @@ describe('cron', () => {
     expect((await e.list({ lambda: 'a-big' })).tasks).toEqual([]);
   });
 
+  it('creates nothing for a paused lambda, and runs only the latest missed occurrence at the resume', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1, 0, 0, 30));
+    const e = await Engine.open(compileServerOptions({ store: join(tempDir(), 'c.db'), clock }), silentLogger);
+    onCleanup(() => e.close());
+    await e.registerLambdas([lambdaConfigOf({ name: 'tick', cron: '* * * * *' })]);
+    expect(await e.cron.tick()).toBe(1); // 00:01, ahead of time
+    await e.setGate('tick', { mode: 'pause' });
+    // An hour paused, a tick every 20 s: no occurrence piles up under the gate.
+    for (let step = 0; step < 180; step++) {
+      clock.advance(20_000);
+      expect(await e.cron.tick()).toBe(0);
+    }
+    await e.setGate('tick', { mode: 'open' });
+    expect(await e.cron.tick()).toBe(2);
+    const runAts = (await e.list({ lambda: 'tick', limit: 100 })).tasks.map((t) => t.runAt).sort();
+    // 00:01 (held by the pause, then released), the latest missed (01:00) and the next (01:01).
+    expect(runAts).toEqual([Date.UTC(2026, 0, 1, 0, 1), Date.UTC(2026, 0, 1, 1, 0), Date.UTC(2026, 0, 1, 1, 1)]);
+  });
+
   it('starts no tick while one runs, and none after stop', async () => {
     let reads = 0;
     let release!: () => void;
@@ -85,6 +104,7 @@ describe('cron', () => {
       new ManualClock(Date.UTC(2026, 0, 1)),
       silentLogger,
       () => [lambdaConfigOf({ name: 'tick', cron: '* * * * *' })],
+      () => false,
       async () => undefined,
       { intervalMs: 10, lookaheadMs: 60_000 },
     );
