@@ -62,6 +62,15 @@ export interface HelloFrame {
   /** Places the worker grants at first: concurrency plus its local buffer. */
   capacity: number;
   concurrency: number;
+  /**
+   * The attempts the worker still holds from an earlier session (a reconnect), with their
+   * lambdas: the server counts them against the lambdas' caps from the start.
+   */
+  held?: HeldItem[];
+}
+
+export interface HeldItem extends AttemptRef {
+  lambda: string;
 }
 
 /** Everything a worker has to say since its last report, in one frame. */

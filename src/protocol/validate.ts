@@ -30,6 +30,11 @@ const schema = {
         lambdas: list({ type: 'object', required: ['name'] }, 10_000),
         capacity: { type: 'integer', minimum: 0, maximum: 1_000_000 },
         concurrency: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+        held: list({
+          type: 'object',
+          required: ['id', 'attempt', 'lambda'],
+          properties: { id, attempt, lambda: { type: 'string', minLength: 1, maxLength: LIMITS.nameLength } },
+        }),
       },
     },
     {

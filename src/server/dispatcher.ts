@@ -180,7 +180,13 @@ export class Dispatcher implements Handout {
     this.poke = poke;
   }
 
-  attach(s: Session): void {
+  /**
+   * A worker's new session. `held`: what it still holds from an earlier one (a reconnect),
+   * which counts against the caps at once, as if sent now.
+   */
+  attach(s: Session, held: ReadonlyArray<{ id: string; lambda: string }> = []): void {
+    holdCapped(s, held);
+    sentCapped(s, held, this.opts.clock.now());
     this.sessions.set(s.id, s);
     for (const l of s.lambdas) this.ready.add(l);
     this.poke();

@@ -444,7 +444,7 @@ export class Engine {
       gates: this.gates.list(),
       reportAcks: true,
     });
-    this.dispatcher.attach(session);
+    this.dispatcher.attach(session, f.held);
     return session;
   }
 

@@ -174,7 +174,7 @@ export class Controller {
     this.welcomed = false;
     if (!this.up) return;
     if (this.mode === 'stopped') return;
-    // A fresh session: grant the places that are free now, and renew what we still hold.
+    // A fresh session: grant the places that are free now, and say what we still hold.
     const held = this.busySlots + this.buffer.size;
     this.credit = 0;
     this.transport.send({
@@ -184,6 +184,7 @@ export class Controller {
       lambdas: this.configs,
       capacity: this.mode === 'draining' ? 0 : Math.max(0, this.capacity - held),
       concurrency: this.cfg.concurrency,
+      held: this.holding().map((t) => ({ id: t.id, attempt: t.attempt, lambda: t.lambda })),
     });
   }
 
@@ -438,13 +439,19 @@ export class Controller {
     this.watchdog.unref?.();
   }
 
+  /** Every attempt this worker holds, running or buffered. */
+  private holding(): TaskFrame[] {
+    const out = [...this.running.values()].map((a) => a.frame);
+    for (const t of this.buffer.values()) out.push(t);
+    return out;
+  }
+
   /** Renews every held lease; answers go to onAck. */
   private heartbeat(): number {
     const seq = ++this.seq;
     this.acks.sent(seq, this.clock.now(), this.heartbeatMs);
     if (this.up) {
-      const held: AttemptRef[] = [...this.running.values()].map((a) => ({ id: a.frame.id, attempt: a.frame.attempt }));
-      for (const t of this.buffer.values()) held.push({ id: t.id, attempt: t.attempt });
+      const held: AttemptRef[] = this.holding().map((t) => ({ id: t.id, attempt: t.attempt }));
       this.transport.send({ type: 'heartbeat', seq, held });
     }
     return seq;

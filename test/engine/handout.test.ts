@@ -5,6 +5,7 @@ import { lambdaConfigOf } from '../../src/core/lambda.js';
 import type { ClaimedRow, TaskRow } from '../../src/core/task.js';
 import { silentLogger } from '../../src/log.js';
 import { PROTOCOL_VERSION, type ServerFrame } from '../../src/protocol/frames.js';
+import { parseWorkerFrame } from '../../src/protocol/validate.js';
 import { Dispatcher, type Session } from '../../src/server/dispatcher.js';
 import { Engine } from '../../src/server/engine.js';
 import type { GateCache } from '../../src/server/gates.js';
@@ -246,6 +247,41 @@ describe('per-lambda caps', () => {
     d.heard(s, [{ id: 't1' }]); // t2, handed out before the last heartbeat, was dropped
     await d.claimPhase(claim(['t3']));
     expect(asked).toEqual([2, 1]);
+  });
+
+  it('counts what a reconnecting worker still holds against the caps, from its hello', async () => {
+    const engine = await Engine.open(compileServerOptions({ store: join(tempDir(), 'caps.db'), heartbeatMs: 1000 }), silentLogger);
+    onCleanup(() => engine.close());
+    engine.start();
+    const lambdas = [lambdaConfigOf({ name: 'capped', concurrency: 1 }), lambdaConfigOf({ name: 'quick' })];
+    await engine.registerLambdas(lambdas);
+    const frames: ServerFrame[] = [];
+    const tasks: TaskRow[] = [];
+    const side = engine.connectWorker({ sendTasks: (rows) => tasks.push(...rows), send: (f) => frames.push(f), close: () => {} });
+    // Back after a dropped connection, still holding two tasks of the capped lambda (one
+    // running, one waiting: its two rounds). Through the frame check, as over the socket.
+    const hello = {
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      workerId: 'w1',
+      lambdas,
+      capacity: 4,
+      concurrency: 4,
+      held: [
+        { id: '01KAAAAAAAAAAAAAAAAAAAAAAA', attempt: 1, lambda: 'capped' },
+        { id: '01KAAAAAAAAAAAAAAAAAAAAAAB', attempt: 2, lambda: 'capped' },
+      ],
+    };
+    side.onFrame(parseWorkerFrame(JSON.stringify(hello)));
+    await until(() => frames.some((f) => f.type === 'welcome'), 5000, 'welcome');
+    await engine.submit([
+      { lambda: 'capped', payload: 1 },
+      { lambda: 'capped', payload: 2 },
+    ]);
+    await engine.submit([{ lambda: 'quick', payload: 3 }]);
+    await until(() => tasks.some((t) => t.lambda === 'quick'), 5000, 'the quick task');
+    // The free places went to the quick lambda only: the capped one has no room left.
+    expect(tasks.map((t) => t.lambda)).toEqual(['quick']);
   });
 
   it('keeps counting claimed tasks that heartbeats cannot list yet (their flush is not durable)', async () => {

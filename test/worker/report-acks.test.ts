@@ -255,3 +255,37 @@ describe('heartbeats of a worker', () => {
     await c.stop(0);
   });
 });
+
+describe('a reconnecting worker', () => {
+  it('says in its hello which attempts it still holds, running or buffered, with their lambdas', async () => {
+    const link = fakeLink();
+    let release!: () => void;
+    const running = new Promise<void>((r) => (release = r));
+    const c = new Controller(
+      [{ name: 'echo', handler: () => running }],
+      compileWorkerOptions({ concurrency: 1, prefetch: 1 }),
+      link.transport,
+      systemClock,
+      pino({ level: 'silent' }),
+    );
+    c.start();
+    await until(() => link.sent.some((f) => f.type === 'hello'), 2000, 'hello');
+    expect(link.sent.find((f) => f.type === 'hello')).toMatchObject({ capacity: 2, held: [] });
+    link.answer(welcome);
+    link.answer({ type: 'tasks', tasks: [taskFrame(1), taskFrame(2)] }); // one runs, one waits
+    await until(() => reports(link.sent).some((r) => (r.started?.length ?? 0) > 0), 2000, 'started');
+    link.drop();
+    link.sent.length = 0;
+    link.reopen();
+    await until(() => link.sent.some((f) => f.type === 'hello'), 2000, 'hello again');
+    expect(link.sent.find((f) => f.type === 'hello')).toMatchObject({
+      capacity: 0,
+      held: [
+        { id: 't1', attempt: 1, lambda: 'echo' },
+        { id: 't2', attempt: 1, lambda: 'echo' },
+      ],
+    });
+    release();
+    await c.stop(0);
+  });
+});
