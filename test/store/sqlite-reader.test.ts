@@ -24,6 +24,23 @@ function within(p: Promise<unknown>, ms: number): Promise<{ ok: unknown } | { er
 }
 
 describe('the SQLite reader thread (scans)', () => {
+  it('refuses calls after close as unavailable, instead of reopening what close let go', async () => {
+    const d = await openDriver(join(tempDir(), 'closed.db'));
+    await d.transaction(async (q) => q.gateList(), { sync: false });
+    await d.close();
+    const calls = {
+      scan: () => d.scan('taskCounts'),
+      read: () => d.read((q) => q.gateList()),
+      transaction: () => d.transaction((q) => q.gateList()),
+    };
+    for (const [name, call] of Object.entries(calls)) {
+      const err = await call().catch((e: unknown) => e);
+      expect({ name, err }).toEqual({ name, err: new StoreError('unavailable', 'the store is closed') });
+      expect((err as StoreError).code).toBe('unavailable');
+    }
+    await d.durable(); // everything committed before close is durable: nothing to do
+  });
+
   it('settles a scan still in flight when the driver closes', async () => {
     const d = await openDriver(join(tempDir(), 'a.db'));
     const scan = d.scan('taskCounts');

@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { systemClock } from '../../clock.js';
 import type { Driver, Queries } from '../driver.js';
 import { loadMigrations, loadQueries } from '../sql-files.js';
-import { storeErrorOf } from '../store-error.js';
+import { StoreError, storeErrorOf } from '../store-error.js';
 import { type BetterSqlite3, Database } from './better-sqlite3.js';
 import { Prepared } from './prepared.js';
 import { ReaderThread } from './reader-thread.js';
@@ -53,6 +53,14 @@ export class SqliteDriver implements Driver {
   private readonly stmts = new Map<string, Prepared>();
   private chain: Promise<unknown> = Promise.resolve();
   private readonly queries: Queries;
+  /**
+   * Set when close() starts: calls from then on are refused (what was queued before still
+   * runs), instead of failing inside a closed database or reopening the WAL and the reader
+   * thread that close() let go.
+   */
+  private closed: StoreError | null = null;
+  /** Set when close() has let the WAL go: no fdatasync may reopen it. */
+  private ended = false;
 
   constructor(opts: SqliteOptions) {
     if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
@@ -78,6 +86,7 @@ export class SqliteDriver implements Driver {
 
   /** Runs a scanning read on the reader thread (started on first use), or inline for :memory:. */
   scan(name: string): Promise<Record<string, unknown>[]> {
+    if (this.closed) return Promise.reject(this.closed);
     if (this.path === ':memory:') return Promise.resolve(this.stmt(name).all({}));
     // A thread that failed (could not open the file, say) answers nothing more: start another.
     if (!this.reader || this.reader.ended) this.reader = new ReaderThread(this.path);
@@ -113,6 +122,7 @@ export class SqliteDriver implements Driver {
   }
 
   transaction<T>(fn: (q: Queries) => Promise<T>, opts: { sync?: boolean } = {}): Promise<T> {
+    if (this.closed) return Promise.reject(this.closed);
     const run = async (): Promise<T> => {
       // The setting only takes effect between transactions (set inside one, COMMIT ignores it).
       const want = this.syncMode === 'full' && (opts.sync ?? true) ? 'FULL' : 'NORMAL';
@@ -140,6 +150,7 @@ export class SqliteDriver implements Driver {
   }
 
   read<T>(fn: (q: Queries) => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(this.closed);
     return fn(this.queries);
   }
 
@@ -173,6 +184,7 @@ export class SqliteDriver implements Driver {
   private startSync(): Promise<void> {
     this.syncQueued = null;
     if (this.syncError) return Promise.reject(this.syncError);
+    if (this.ended) return Promise.reject(this.closed);
     try {
       this.walFd ??= openSync(this.walPath as string, 'r+');
     } catch (err) {
@@ -242,8 +254,10 @@ export class SqliteDriver implements Driver {
   }
 
   async close(): Promise<void> {
+    this.closed ??= new StoreError('unavailable', 'the store is closed');
     await this.chain;
     await this.durable().catch(() => undefined);
+    this.ended = true;
     if (this.walFd !== null) closeSync(this.walFd);
     this.walFd = null;
     await this.reader?.close();
