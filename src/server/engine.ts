@@ -116,9 +116,12 @@ export class Engine {
       { maxPending: config.maxPendingWrites, maxPerFlush: 1000, concurrency: this.store.driver.capabilities.writers },
       {
         beforeCommit: async (ops) => {
-          const fresh = this.signals.enabled && ops.enqueued.size ? [...ops.enqueued] : [];
+          const fresh = ops.enqueued.size ? [...ops.enqueued] : [];
           const claimed = await this.dispatcher.claimPhase(ops);
           const leftover = fresh.filter((l) => this.dispatcher.mayHaveReady(l));
+          // Marked again after the commit: a concurrent flush's claim cannot see these tasks
+          // until then, and one that comes back short meanwhile takes the lambda off the list.
+          for (const l of leftover) ops.enqueued.add(l);
           await this.signals.beforeCommit(ops, leftover, this.duties[0].holding());
           return claimed;
         },
@@ -135,7 +138,8 @@ export class Engine {
         afterCommit: (ops) => {
           // A write retried alone after a failed flush ran no claim phase, which is where ready
           // lambdas are taken in: unmarked, its ready tasks would wait for the next tick while
-          // fresh inserts of the lambda, of any priority, were handed out ahead of them.
+          // fresh inserts of the lambda, of any priority, were handed out ahead of them. After
+          // a claim phase, what it left (see beforeCommit).
           if (ops.enqueued.size) this.dispatcher.markReady(ops.enqueued);
           const claimed = this.dispatcher.deliver(ops);
           if (claimed.length) this.events.emit('claimed', { rows: claimed, at: clock.now() });
