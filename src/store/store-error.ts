@@ -41,6 +41,8 @@ const NATIVE: Record<string, StoreErrorCode> = {
   '53300': 'unavailable', // too_many_connections: every server's pool together is above max_connections
   '58030': 'unavailable', // io_error, as SQLITE_IOERR
   '57014': 'unavailable', // query_canceled: statement_timeout (the database is overloaded or a lock is held)
+  '55P03': 'unavailable', // lock_not_available: a lock_timeout (set in the URL or for the role) ran out, as 57014
+  '25006': 'unavailable', // read_only_sql_transaction: a standby, e.g. the old primary's address after a failover
   '25P03': 'unavailable', // idle_in_transaction_session_timeout ended the session
   EHOSTUNREACH: 'unavailable',
   ENETUNREACH: 'unavailable',

@@ -1,0 +1,54 @@
+import { expect, it } from 'vitest';
+import { toConveyorError } from '../../src/http/errors.js';
+import { Harness } from '../../src/store/contract/harness.js';
+import { PostgresDriver } from '../../src/store/postgres/postgres-driver.js';
+import { isUnavailable } from '../../src/store/store-error.js';
+import { onCleanup } from '../helpers.js';
+import { describeIf, freshSchema, pgUnreachable } from './pg-env.js';
+
+// Writes PostgreSQL refuses for the moment, not for what they are: they must answer 503 with
+// Retry-After (and a worker's reports must be kept and written later), never 500.
+
+async function driver(url: string): Promise<PostgresDriver> {
+  const pg = new PostgresDriver({ url, maxConnections: 2 });
+  onCleanup(() => pg.close());
+  return pg;
+}
+
+describeIf(await pgUnreachable(), 'postgres: writes refused for the moment', () => {
+  it('answers a write on a read-only server (a primary demoted by a failover, a standby behind a stale address) as unavailable', async () => {
+    const { url } = freshSchema();
+    await (await driver(url)).migrate();
+    // What a standby, or a failed-over primary's old address, answers every write with (25006).
+    const standby = new Harness(await driver(`${url}&default_transaction_read_only=on`));
+    const err = await standby.insert(standby.task()).catch((e: unknown) => e);
+    expect(String(err)).toContain('read-only');
+    expect(isUnavailable(err)).toBe(true);
+    expect(toConveyorError(err).status).toBe(503);
+  });
+
+  it('answers a write that gave up waiting for a lock (lock_timeout set on the URL) as unavailable, as a statement timeout is', async () => {
+    const { url } = freshSchema();
+    const h = new Harness(await driver(url));
+    await h.driver.migrate();
+    const [task] = await h.insert(h.task());
+    const [claimed] = await h.claim();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((r) => (locked = r));
+    const holder = h.tx(async (ops) => {
+      await ops.q.taskByIdsForUpdate([task.id]);
+      locked();
+      await held;
+    });
+    await isLocked;
+    const impatient = new Harness(await driver(`${url}&lock_timeout=200`));
+    const err = await impatient.succeed(claimed).catch((e: unknown) => e);
+    release();
+    await holder;
+    expect(String(err)).toContain('lock timeout');
+    expect(isUnavailable(err)).toBe(true);
+    expect(toConveyorError(err).status).toBe(503);
+  });
+});
