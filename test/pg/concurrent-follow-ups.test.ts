@@ -124,4 +124,19 @@ describeIf(reason, 'postgres: inserts racing the end of what they read', () => {
       ['NEW', 'key'],
     ]);
   });
+
+  it('an ordered key does not wait for the same key of another schema (another Conveyor in the database)', async () => {
+    const one = await harness('taskOrderedBusy');
+    const other = await harness('taskOrderedBusy');
+    const stop = one.pause();
+    const inserting = one.h.insert(one.h.task({ key: 'k', ordered: true }));
+    await stop.reached; // holds its key until it commits
+    const elsewhere = other.h.insert(other.h.task({ key: 'k', ordered: true }));
+    try {
+      expect(await within(elsewhere, 300)).toBe('settled');
+    } finally {
+      stop.release();
+      await Promise.all([inserting, elsewhere]);
+    }
+  });
 });

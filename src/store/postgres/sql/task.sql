@@ -67,14 +67,17 @@ SELECT * FROM tasks WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE;
 
 -- name: keyLock
 -- $1 lambdas, $2 keys. Transaction-level advisory locks on a 64-bit hash of each ordered key
--- (the lambda's length first, so that no two pairs spell the same text),
+-- (the lengths first, so that no two pairs spell the same text), and of the schema: advisory
+-- locks belong to the database, and another Conveyor in another schema (staging beside
+-- production) must not wait for this one's keys,
 -- taken before its head is looked up (an insert, a re-placement) or released (an end): two
 -- inserts could otherwise both find a free key and both run, and an end could look for the
 -- next task of its key before a task an insert is adding there is committed. Distinct and
 -- sorted, so that writers locking several keys take them in one order. A hash collision only
 -- makes two keys take turns.
 SELECT pg_advisory_xact_lock(s.h)
-  FROM (SELECT DISTINCT hashtextextended('conveyor key ' || length(v.lambda) || ' ' || v.lambda || v.key, 0) AS h
+  FROM (SELECT DISTINCT hashtextextended('conveyor key ' || length(current_schema()) || ' ' || current_schema()
+                                          || length(v.lambda) || ' ' || v.lambda || v.key, 0) AS h
           FROM unnest($1::text[], $2::text[]) AS v(lambda, key)
          ORDER BY 1) AS s
  ORDER BY s.h;
