@@ -111,6 +111,7 @@ export class Engine {
     });
     // Inserts hand ready tasks to workers through the dispatcher, which needs the store's gates first.
     this.store.ctx.handout = this.dispatcher;
+    const concurrentFlushes = this.store.driver.capabilities.writers > 1;
     this.commit = new GroupCommit(
       this.store,
       { maxPending: config.maxPendingWrites, maxPerFlush: 1000, concurrency: this.store.driver.capabilities.writers },
@@ -119,9 +120,10 @@ export class Engine {
           const fresh = ops.enqueued.size ? [...ops.enqueued] : [];
           const claimed = await this.dispatcher.claimPhase(ops);
           const leftover = fresh.filter((l) => this.dispatcher.mayHaveReady(l));
-          // Marked again after the commit: a concurrent flush's claim cannot see these tasks
-          // until then, and one that comes back short meanwhile takes the lambda off the list.
-          for (const l of leftover) ops.enqueued.add(l);
+          // Where flushes run side by side (PostgreSQL), marked again after the commit: a
+          // concurrent flush's claim cannot see these tasks until then, and one that comes back
+          // short meanwhile takes the lambda off the list. (One writer: no such flush.)
+          if (concurrentFlushes) for (const l of leftover) ops.enqueued.add(l);
           await this.signals.beforeCommit(ops, leftover, this.duties[0].holding());
           return claimed;
         },
