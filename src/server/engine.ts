@@ -14,7 +14,7 @@ import type { Logger } from '../log.js';
 import { type HelloFrame, PROTOCOL_VERSION, type WorkerFrame } from '../protocol/frames.js';
 import { openDriver } from '../store/open.js';
 import { type AttemptEnd, Store } from '../store/store.js';
-import { isUnavailable } from '../store/store-error.js';
+import { isConflict, isUnavailable } from '../store/store-error.js';
 import { CronRole, checkCron } from './cron.js';
 import { Dispatcher, type Session, type WorkerLink } from './dispatcher.js';
 import { GatePasses } from './gate-passes.js';
@@ -150,6 +150,8 @@ export class Engine {
         afterRollback: (ops, err) => {
           this.dispatcher.forget(ops);
           if (isUnavailable(err)) this.log.warn({ err }, 'store unavailable: the writes of this flush failed');
+          else if (isConflict(err))
+            this.log.warn({ err }, 'group commit given up as a deadlock or serialization failure; running its writes again');
           else this.log.warn({ err }, 'group commit rolled back; retrying its writes one by one');
         },
         discarded: (ops) => this.dispatcher.forget(ops),

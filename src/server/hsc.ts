@@ -15,8 +15,6 @@ export interface HscOptions {
 
 /** Counters a test or a metrics scrape can read. */
 export interface HscCounters {
-  succeeded: number;
-  failed: number;
   /** Reports refused by fencing: the attempt was no longer held. */
   refused: number;
 }
@@ -80,7 +78,7 @@ export class Hsc {
   private writing = false;
   private retry: NodeJS.Timeout | null = null;
   private stopped = false;
-  readonly counters: HscCounters = { succeeded: 0, failed: 0, refused: 0 };
+  readonly counters: HscCounters = { refused: 0 };
 
   constructor(
     private readonly commit: GroupCommit,
@@ -231,12 +229,10 @@ export class Hsc {
     }
     if (done.length) {
       const ok = await ops.succeed(done, gate);
-      this.counters.succeeded += ok.size;
       for (const d of done) if (!ok.has(d.id)) refused.push(d);
     }
     if (failed.length) {
       const ok = await ops.fail(failed, gate);
-      this.counters.failed += ok.size;
       for (const x of failed) if (!ok.has(x.id)) refused.push(x);
     }
     if (released.length) {
