@@ -94,6 +94,9 @@ export class Scheduler {
       out.push(r);
       if (r.seen > 0) this.events.swept?.(r);
       if (r.seen < this.opts.sweepBatch || this.stopped) return out;
+      // A backlog can take longer than the lease: renewed between batches (no store access
+      // until it is due), the duty stays here instead of passing to a second sweeper meanwhile.
+      if (!(await this.duty.held())) return out;
     }
   }
 

@@ -103,3 +103,26 @@ it('asks the store again about a duty when its clock was set back, instead of ho
   expect(await duty.held()).toBe(true); // renewed from the store, on the clock as it reads now
   expect(duty.renewAt()).toBeLessThanOrEqual(clock.now() + 4000);
 });
+
+it('stops sweeping a backlog between batches once the duty has passed to another server', async () => {
+  let sweeps = 0;
+  let checks = 0;
+  // Ten full batches of due tasks; the lease is lost (another server took it) at the third
+  // check: the tick's own, then one after each batch.
+  const ops = {
+    sweep: async () => ({ enqueued: new Map(), rescued: 0, deleted: 0, dropped: 0, seen: ++sweeps <= 10 ? 100 : 0 }),
+  };
+  const scheduler = new Scheduler(
+    { read: async (fn: (o: unknown) => unknown) => fn({ q: { taskNextCheck: async () => null } }) } as never,
+    { run: async (op: (o: unknown) => unknown) => op(ops) } as never,
+    { lookup: () => 'open' } as never,
+    { held: async () => ++checks < 3, renewAt: () => Number.POSITIVE_INFINITY } as never,
+    systemClock,
+    pino({ level: 'silent' }),
+    { sweepIntervalMs: 60_000, sweepBatch: 100, rescueFrom: 0, leaseMs: 1000 },
+  );
+  scheduler.start();
+  await until(() => checks >= 3 || sweeps >= 10);
+  await scheduler.stop();
+  expect({ sweeps, checks }).toEqual({ sweeps: 2, checks: 3 });
+});
