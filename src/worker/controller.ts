@@ -44,6 +44,7 @@ export interface ControllerEvents {
 const REPORT_CHUNK = 128;
 
 const refKey = (r: AttemptRef) => `${r.id}:${r.attempt}`;
+const refOf = (t: AttemptRef): AttemptRef => ({ id: t.id, attempt: t.attempt });
 
 /**
  * A worker's controller (ATF): holds the tasks the server granted it in per-lambda priority
@@ -184,7 +185,7 @@ export class Controller {
       lambdas: this.configs,
       capacity: this.mode === 'draining' ? 0 : Math.max(0, this.capacity - held),
       concurrency: this.cfg.concurrency,
-      held: this.holding().map((t) => ({ id: t.id, attempt: t.attempt, lambda: t.lambda })),
+      held: this.holding().map((t) => ({ ...refOf(t), lambda: t.lambda })),
     });
   }
 
@@ -441,19 +442,14 @@ export class Controller {
 
   /** Every attempt this worker holds, running or buffered. */
   private holding(): TaskFrame[] {
-    const out = [...this.running.values()].map((a) => a.frame);
-    for (const t of this.buffer.values()) out.push(t);
-    return out;
+    return [...[...this.running.values()].map((a) => a.frame), ...this.buffer.values()];
   }
 
   /** Renews every held lease; answers go to onAck. */
   private heartbeat(): number {
     const seq = ++this.seq;
     this.acks.sent(seq, this.clock.now(), this.heartbeatMs);
-    if (this.up) {
-      const held: AttemptRef[] = this.holding().map((t) => ({ id: t.id, attempt: t.attempt }));
-      this.transport.send({ type: 'heartbeat', seq, held });
-    }
+    if (this.up) this.transport.send({ type: 'heartbeat', seq, held: this.holding().map(refOf) });
     return seq;
   }
 
@@ -478,9 +474,7 @@ export class Controller {
     );
     if (this.mode === 'running') this.mode = 'suspended';
     this.events.suspended?.();
-    const refs = [...this.running.values()].map((a) => ({ id: a.frame.id, attempt: a.frame.attempt }));
-    for (const t of this.buffer.values()) refs.push({ id: t.id, attempt: t.attempt });
-    this.forsake(refs);
+    this.forsake(this.holding().map(refOf));
   }
 
   private heartbeatFor(frame: TaskFrame): Promise<void> {
