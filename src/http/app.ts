@@ -6,6 +6,7 @@ import { ConveyorError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Engine } from '../server/engine.js';
 import { authHook } from './auth.js';
+import { drainOnClose } from './drain.js';
 import { clientError, errorHandler, frameworkError, sendError } from './errors.js';
 import { strictJsonBodies } from './json-body.js';
 import { resource } from './route.js';
@@ -34,7 +35,8 @@ export async function buildApp(engine: Engine, opts: HttpOptions): Promise<Fasti
     bodyLimit: opts.bodyLimit ?? 1024 * 1024,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
-    return503OnClosing: true,
+    // Requests during a stop are answered by drainOnClose, in the catalogue's shape.
+    return503OnClosing: false,
     forceCloseConnections: true,
     // Bounded everything: slow or stalled clients cannot hold sockets forever.
     connectionTimeout: 60_000,
@@ -56,6 +58,8 @@ export async function buildApp(engine: Engine, opts: HttpOptions): Promise<Fasti
   // app.close() waiting for ever.
   await app.register(websocket, { options: { maxPayload: MAX_FRAME_BYTES } });
   app.addHook('onRequest', authHook(opts.token));
+  const drain = drainOnClose(app);
+  drain.track();
   // Ids, names and keys in a path or query never hold NUL (submits refuse it: PostgreSQL's text
   // cannot store it), so a NUL there can only be a mistake; refused before any store sees it.
   app.addHook('onRequest', async (req, reply) => {
@@ -80,5 +84,6 @@ export async function buildApp(engine: Engine, opts: HttpOptions): Promise<Fasti
   metricsRoutes(app, engine);
   dashboardRoutes(app, engine);
   resource(app, '/v1/openapi.json', { GET: { schema: { hide: true } as never, handler: async () => app.swagger() } });
+  drain.drain();
   return app;
 }
