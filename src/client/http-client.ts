@@ -126,15 +126,29 @@ export class ConveyorClient {
     try {
       json = text ? JSON.parse(text) : {};
     } catch {
+      if (GATEWAY.has(res.status)) throw awayError(this.server, res);
       throw new ConveyorError('internal_error', `${method} ${path}: the server answered ${res.status} with a body that is not JSON`);
     }
     if (!res.ok) {
       const e = json !== null && typeof json === 'object' ? (json as { error?: { code?: string; message?: string } }).error : undefined;
+      if (!isErrorCode(e?.code) && GATEWAY.has(res.status)) throw awayError(this.server, res);
       const code = isErrorCode(e?.code) ? e.code : 'internal_error';
       throw new ConveyorError(code, e?.message ?? `${method} ${path}: HTTP ${res.status}`, retryAfterOf(res.headers.get('retry-after')));
     }
     return json as T;
   }
+}
+
+/**
+ * Statuses that, without a Conveyor error in the body, come from something between the client
+ * and a server (a proxy or load balancer whose server is restarting or away): the server is
+ * unreachable for now, as with a refused connection, not an internal error.
+ */
+const GATEWAY: ReadonlySet<number> = new Set([502, 503, 504]);
+
+function awayError(server: string, res: Response): ConveyorError {
+  const message = `cannot reach ${server} (HTTP ${res.status} from a proxy in front of it)`;
+  return new ConveyorError('server_unreachable', message, retryAfterOf(res.headers.get('retry-after')));
 }
 
 /** Retry-After in seconds: a number of seconds, or an HTTP date (RFC 9110). */

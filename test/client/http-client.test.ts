@@ -46,6 +46,28 @@ describe('the HTTP SDK on a misbehaving server', () => {
     expect((await failure(nullBody)).code).toBe('internal_error');
   });
 
+  it('reads a gateway error without our JSON (a proxy in front, a restart) as the server being away, and waits through it', async () => {
+    const html = await serverThat((res) => res.writeHead(502, { 'content-type': 'text/html' }).end('<html>502 Bad Gateway</html>'));
+    expect(await failure(html)).toMatchObject({ code: 'server_unreachable', status: 503 });
+    const other = await serverThat((res) =>
+      res
+        .writeHead(503, { 'retry-after': '2', 'content-type': 'application/json' })
+        .end('{"error":"Service Unavailable","statusCode":503}'),
+    );
+    expect(await failure(other)).toMatchObject({ code: 'server_unreachable', retryAfterS: 2 });
+    const task = { id: '01ZZZZZZZZZZZZZZZZZZZZZZZZ', lambda: 'l', state: 'SUCCESS' };
+    let calls = 0;
+    const restarting = await serverThat((res) => {
+      if (++calls === 1) return void res.writeHead(504, { 'content-type': 'text/plain' }).end('Gateway Timeout');
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ task }));
+    });
+    const done = await new ConveyorClient({ server: restarting, timeoutMs: 500 }).waitFor(task.id, { timeoutMs: 5000, pollMs: 10 });
+    expect(done.state).toBe('SUCCESS');
+    // Any other status without our JSON stays what it was: an error we cannot read.
+    const teapot = await serverThat((res) => res.writeHead(500, { 'content-type': 'text/html' }).end('<html>oops</html>'));
+    expect((await failure(teapot)).code).toBe('internal_error');
+  });
+
   it('reads Retry-After given as seconds or as an HTTP date', async () => {
     const body = JSON.stringify({ error: { code: 'queue_full', message: 'full' } });
     const secs = await serverThat((res) => res.writeHead(429, { 'retry-after': '3' }).end(body));
