@@ -33,4 +33,10 @@ const program = new Command('conveyor')
 const outputError = (text: string, write: (s: string) => void) => write(`${text.trim().replace(/\s*\n\s*/g, ' ')} (validation_failed)\n`);
 for (const c of [program, ...program.commands]) c.configureOutput({ outputError });
 
+// A reader that goes away early (`conveyor list | head -1`) is no failure: the rest of the
+// output is dropped. Unhandled, the EPIPE ended the command with a stack trace.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+});
+
 await program.parseAsync(process.argv);

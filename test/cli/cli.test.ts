@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -84,6 +84,21 @@ describe('CLI', () => {
     expect(JSON.parse(sub.stdout)).toMatchObject({ state: 'SUCCESS', result: { twice: 42 } });
     const fatal = await cli(['submit', 'twice', '{}', '--wait'], { CONVEYOR_SERVER: url });
     expect(JSON.parse(fatal.stdout)).toMatchObject({ state: 'FATAL_FAILURE', attempt: 1 });
+  });
+
+  it('stops quietly when its output is closed early (conveyor list | head -1)', async () => {
+    const c = await startConveyor({ lambdas: [{ name: 'echo', handler: async (p) => p }] });
+    const url = await c.listen({ port: 0 });
+    const child = spawn(process.execPath, [BIN, 'list', '--server', url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // The reader goes away before the answer is printed: the write fails with EPIPE.
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString('utf8');
+    });
+    const code = await new Promise<number | null>((r) => child.on('close', r));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
   });
 
   it('prints one line and exits non-zero on bad input or an unreachable server', async () => {
