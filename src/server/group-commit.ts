@@ -86,17 +86,19 @@ export class GroupCommit {
    * power cut only re-runs work (leases and fencing keep that safe; see docs/durability.md).
    */
   run<T>(op: Op<T>, opts: { durable?: boolean } = {}): Promise<T> {
-    if (this.queue.length >= this.opts.maxPending) {
-      return Promise.reject(
-        new ConveyorError('queue_full', `the write queue holds ${this.queue.length} operations (maxPendingWrites); retry shortly`, {
-          retryAfterS: 1,
-        }),
-      );
-    }
+    const full = this.refusal();
+    if (full) return Promise.reject(full);
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ op, durable: opts.durable ?? true, conflicts: 0, resolve: resolve as (v: unknown) => void, reject });
       this.poke();
     });
+  }
+
+  /** The queue_full refusal of one more write, counting `waiting` writes held outside the queue for it; null while there is room. */
+  refusal(waiting = 0): ConveyorError | null {
+    const n = this.queue.length + waiting;
+    if (n < this.opts.maxPending) return null;
+    return new ConveyorError('queue_full', `the write queue holds ${n} operations (maxPendingWrites); retry shortly`, { retryAfterS: 1 });
   }
 
   /** Asks for a flush even with nothing queued, so the beforeCommit hook runs (e.g. claims after credit arrived). */

@@ -30,6 +30,10 @@ export class SubmitBatcher {
   ) {}
 
   insert(tasks: NewTask[]): Promise<Created> {
+    // Submits wait here, merged into one write, rather than in the group commit's queue: they
+    // count against maxPendingWrites all the same, or a slow store would hold any number.
+    const full = this.commit.refusal(this.pending.length);
+    if (full) return Promise.reject(full);
     return new Promise<Created>((resolve, reject) => {
       this.pending.push({ tasks, resolve, reject });
       if (this.queued) return;
