@@ -164,6 +164,36 @@ function isCalendarDay(iso: string): boolean {
   return m >= 1 && m <= 12 && d >= 1 && d <= (m === 2 && leap ? 29 : (DAYS[m - 1] as number));
 }
 
+/**
+ * Deepest nesting of arrays and objects a payload may have. JSON.stringify recurses, so how
+ * deep it gets depends on the stack left where it runs: a payload that just fitted when it was
+ * submitted overflowed when an answer holding it was written, and GET /v1/tasks/:id answered
+ * 500 for that task, as did every list page that held it. A fixed bound, far below what any of
+ * those places can write, makes what a submit takes readable everywhere.
+ */
+export const PAYLOAD_DEPTH_MAX = 1000;
+
+/** Whether JSON text nests arrays and objects deeper than PAYLOAD_DEPTH_MAX. */
+function tooDeep(text: string): boolean {
+  // Each level takes two characters: shorter text cannot be too deep (every ingest payload the
+  // bench sends), and is not scanned.
+  if (text.length <= 2 * PAYLOAD_DEPTH_MAX) return false;
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      // A backslash escapes the next character (a quote in the string, or another backslash).
+      if (c === 92) i++;
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 91 || c === 123) {
+      if (++depth > PAYLOAD_DEPTH_MAX) return true;
+    } else if (c === 93 || c === 125) depth--;
+  }
+  return false;
+}
+
 /** The payload as JSON text; a payload that cannot be stored is a validation error, never a crash. */
 function payloadJson(payload: unknown, where: string): string {
   let text: string | undefined;
@@ -179,6 +209,7 @@ function payloadJson(payload: unknown, where: string): string {
     );
   }
   if (text === undefined) throw new ConveyorError('validation_failed', `${where}payload is not JSON-serialisable`);
+  if (tooDeep(text)) throw new ConveyorError('validation_failed', `${where}payload is nested more than ${PAYLOAD_DEPTH_MAX} levels deep`);
   return text;
 }
 
