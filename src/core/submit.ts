@@ -173,8 +173,8 @@ function isCalendarDay(iso: string): boolean {
  */
 export const PAYLOAD_DEPTH_MAX = 1000;
 
-/** Whether JSON text nests arrays and objects deeper than PAYLOAD_DEPTH_MAX. */
-function tooDeep(text: string): boolean {
+/** Whether JSON text nests arrays and objects deeper than PAYLOAD_DEPTH_MAX (a payload's, a result's). */
+export function jsonTooDeep(text: string): boolean {
   // Each level takes two characters: shorter text cannot be too deep (every ingest payload the
   // bench sends), and is not scanned.
   if (text.length <= 2 * PAYLOAD_DEPTH_MAX) return false;
@@ -209,7 +209,8 @@ function payloadJson(payload: unknown, where: string): string {
     );
   }
   if (text === undefined) throw new ConveyorError('validation_failed', `${where}payload is not JSON-serialisable`);
-  if (tooDeep(text)) throw new ConveyorError('validation_failed', `${where}payload is nested more than ${PAYLOAD_DEPTH_MAX} levels deep`);
+  if (jsonTooDeep(text))
+    throw new ConveyorError('validation_failed', `${where}payload is nested more than ${PAYLOAD_DEPTH_MAX} levels deep`);
   return text;
 }
 

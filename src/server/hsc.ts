@@ -1,3 +1,4 @@
+import { jsonTooDeep, PAYLOAD_DEPTH_MAX } from '../core/submit.js';
 import { taskErrorOf } from '../core/task.js';
 import type { AttemptRef, HeartbeatFrame, ReportFrame } from '../protocol/frames.js';
 import type { StartItem } from '../store/driver.js';
@@ -92,8 +93,9 @@ export class Hsc {
       this.started.push({ id: s.id, attempt: s.attempt, workerId: session.workerId, startedAt: s.at, session });
     for (const d of f.done ?? []) {
       const result = d.resultJson ?? JSON.stringify(d.result === undefined ? null : d.result);
-      if (result.length > this.opts.maxResultBytes) {
-        this.failed.push(this.tooLarge(session, d.id, d.attempt, d.startedAt, result.length));
+      const wrong = this.resultRefusal(result);
+      if (wrong) {
+        this.failed.push(this.refusedResult(session, d.id, d.attempt, d.startedAt, wrong));
         continue;
       }
       this.done.push({ id: d.id, attempt: d.attempt, workerId: session.workerId, startedAt: d.startedAt, result, session });
@@ -265,8 +267,16 @@ export class Hsc {
     for (const [s, seq] of last) s.link.send({ type: 'report_ack', seq });
   }
 
-  private tooLarge(session: Session, id: string, attempt: number, startedAt: number, size: number): Tagged<FailReport> {
-    const err = taskErrorOf(new Error(`the handler returned ${size} bytes of JSON, above the limit of ${this.opts.maxResultBytes}`));
+  /** Why a result cannot be kept, or null: too big, or too deep to be written into an answer (as payloads, see jsonTooDeep). */
+  private resultRefusal(json: string): string | null {
+    if (json.length > this.opts.maxResultBytes)
+      return `the handler returned ${json.length} bytes of JSON, above the limit of ${this.opts.maxResultBytes}`;
+    if (jsonTooDeep(json)) return `the handler returned a value nested more than ${PAYLOAD_DEPTH_MAX} levels deep`;
+    return null;
+  }
+
+  private refusedResult(session: Session, id: string, attempt: number, startedAt: number, why: string): Tagged<FailReport> {
+    const err = taskErrorOf(new Error(why));
     return { id, attempt, kind: 'fatal', error: JSON.stringify(err), workerId: session.workerId, startedAt, session };
   }
 }

@@ -52,4 +52,29 @@ describe('deeply nested payloads', () => {
     expect(ingested.status).toBe(400);
     expect(ingested.json.error.message).toMatch(/^data\[1\]: payload is nested/);
   });
+
+  it('ends a task whose handler returns a value too deep to answer with, and still reads it back', async () => {
+    const c = await startConveyor({
+      lambdas: [
+        {
+          name: 'deep-result',
+          maxAttempts: 3,
+          handler: async () => {
+            let v: unknown[] = [];
+            for (let i = 0; i < 2000; i++) v = [v];
+            return v;
+          },
+        },
+      ],
+    });
+    const url = await c.listen({ port: 0 });
+    const task = await c.submit('deep-result', {});
+    const done = await c.waitFor(task.id, { timeoutMs: 10_000 });
+    expect(done).toMatchObject({
+      state: 'FATAL_FAILURE',
+      attempt: 1,
+      error: { message: `the handler returned a value nested more than ${PAYLOAD_DEPTH_MAX} levels deep` },
+    });
+    expect((await fetch(`${url}/v1/tasks/${task.id}`)).status).toBe(200);
+  });
 });
