@@ -88,7 +88,10 @@ export class ConveyorClient {
     for (;;) {
       let wait = pause;
       try {
-        const t = await this.get(id);
+        // A read that stalls is cut about when the wait is up, not after the client's own
+        // timeout; the last read, at the deadline, still gets a second to answer.
+        const within = Math.min(this.timeoutMs, Math.max(LAST_READ_MS, until - systemClock.now()));
+        const t = (await this.call<{ task: TaskView }>('GET', `/v1/tasks/${segment(id)}`, undefined, within)).task;
         if (isTerminal(t.state)) return t;
         if (systemClock.now() > until) throw new ConveyorError('wait_timed_out', `task ${id} is still ${t.state} after waiting`);
       } catch (err) {
@@ -100,7 +103,7 @@ export class ConveyorClient {
     }
   }
 
-  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  private async call<T>(method: string, path: string, body?: unknown, timeoutMs = this.timeoutMs): Promise<T> {
     const headers: Record<string, string> = {};
     if (body !== undefined) headers['content-type'] = 'application/json';
     if (this.token) headers.authorization = `Bearer ${this.token}`;
@@ -111,7 +114,7 @@ export class ConveyorClient {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: AbortSignal.timeout(timeoutMs),
       });
       // Within the same timeout and the same catch: a body that stalls or is cut off is the
       // server going away as much as a refused connection is.
@@ -138,6 +141,9 @@ export class ConveyorClient {
     return json as T;
   }
 }
+
+/** The least time a waitFor read is given (the read made once the wait is up, to see the end). */
+const LAST_READ_MS = 1000;
 
 /**
  * Statuses that, without a Conveyor error in the body, come from something between the client

@@ -114,4 +114,14 @@ describe('the HTTP SDK on a misbehaving server', () => {
       code: 'task_not_found',
     });
   });
+
+  it('gives up a wait when its time is up, even in the middle of a read that stalls', async () => {
+    const stalls = await serverThat(() => {}); // takes the request, never answers
+    const started = Date.now();
+    const err = await new ConveyorClient({ server: stalls, timeoutMs: 30_000 })
+      .waitFor('01ZZZZZZZZZZZZZZZZZZZZZZZZ', { timeoutMs: 300 })
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'server_unreachable' });
+    expect(Date.now() - started).toBeLessThan(3000); // not the client's 30 s
+  });
 });
