@@ -83,6 +83,25 @@ for (const kind of ['process', 'thread'] as const) {
       expect(JSON.parse((next as IsolatedResult).json)).toEqual({ ran: true });
     }, 20_000);
 
+    it('starts no isolate after close(), even one whose restart backoff was running', async () => {
+      const host = new IsolateHost({ module: FIXTURE, lambda: 'hangs' }, { kind, log: silentLogger, killGraceMs: 20 });
+      onCleanup(() => host.close());
+      let running!: () => void;
+      const ran = new Promise<void>((r) => (running = r));
+      const ctx = (signal: AbortSignal) => ({ signal, heartbeat: async () => running() }) as unknown as TaskContext;
+      const frame = { id: 't', attempt: 1, lambda: 'hangs', payload: null } as unknown as TaskFrame;
+      // An attempt that ignores its abort gets its isolate killed: a crash, so the next start waits 100 ms.
+      const ac = new AbortController();
+      const first = host.run(frame, ctx(ac.signal));
+      await ran;
+      ac.abort(new Error('timed out'));
+      await expect(first).rejects.toThrow(/died/);
+      const second = host.run({ ...frame, attempt: 2 }, ctx(new AbortController().signal));
+      await host.close(); // during the backoff
+      // Not a fresh thread or process that runs the attempt (forever, keeping the worker's process alive).
+      await expect(second).rejects.toThrow(/closed/);
+    }, 10_000);
+
     it('kills an isolate whose handler ignores the abort at its timeout', async () => {
       const { c } = await setup();
       const t = await c.waitFor((await c.submit('ignores-abort')).id, { timeoutMs: 20_000 });

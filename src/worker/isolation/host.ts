@@ -106,6 +106,8 @@ export class IsolateHost {
   private async spawn(): Promise<void> {
     const wait = this.crashes === 0 ? 0 : Math.min(RESTART_MAX_MS, RESTART_MIN_MS * 2 ** (this.crashes - 1));
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    // Closed during the backoff: a thread or process started now would outlive the worker.
+    if (this.closed) throw new Error(`the isolate of lambda ${this.spec.lambda} is closed`);
     await new Promise<void>((resolve, reject) => {
       let up = false;
       const onMessage = (m: FromRunner) => {
