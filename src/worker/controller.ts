@@ -42,6 +42,12 @@ export interface ControllerEvents {
  * 64, took a 50,000-task bulk drain from 29.1-30.7k to 31.5-32.2k tasks/s (docs/benchmarks.md).
  */
 const REPORT_CHUNK = 128;
+/**
+ * Result and error text per report frame at most. A server closes the connection on a frame
+ * over 64 MiB (docs/protocol.md), and a character may be three bytes of UTF-8: 128 results of
+ * the default 1 MiB were twice that, and the same frame went out again after every reconnect.
+ */
+const REPORT_TEXT = 16 * 1024 * 1024;
 
 const refKey = (r: AttemptRef) => `${r.id}:${r.attempt}`;
 const refOf = (t: AttemptRef): AttemptRef => ({ id: t.id, attempt: t.attempt });
@@ -365,7 +371,7 @@ export class Controller {
 
   /**
    * Sends everything to report (kept while disconnected): one frame, or one per REPORT_CHUNK
-   * outcomes when more piled up (a reconnect sends again what was not acknowledged).
+   * outcomes (or REPORT_TEXT of their text) when more piled up (a reconnect sends again what was not acknowledged).
    */
   private flush(): void {
     if (!this.welcomed) return;
@@ -376,10 +382,23 @@ export class Controller {
     let d = 0;
     let f = 0;
     do {
-      const done = this.done.slice(d, d + REPORT_CHUNK);
-      const failed = this.failed.slice(f, f + REPORT_CHUNK - done.length);
-      d += done.length;
-      f += failed.length;
+      let n = 0;
+      let text = 0;
+      const d0 = d;
+      const f0 = f;
+      for (; d < this.done.length && n < REPORT_CHUNK; d++, n++) {
+        const size = this.done[d].resultJson?.length ?? 0;
+        if (n > 0 && text + size > REPORT_TEXT) break;
+        text += size;
+      }
+      for (; f < this.failed.length && n < REPORT_CHUNK; f++, n++) {
+        const { message, stack } = this.failed[f].error;
+        const size = message.length + (stack?.length ?? 0);
+        if (n > 0 && text + size > REPORT_TEXT) break;
+        text += size;
+      }
+      const done = this.done.slice(d0, d);
+      const failed = this.failed.slice(f0, f);
       // Outcomes are kept until acknowledged: a frame written to a connection that is already
       // gone (a stalled worker the server dropped, a cut network) would lose finished work.
       let seq: number | undefined;

@@ -2,7 +2,9 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
 import { compileWorkerOptions } from '../../src/config/options.js';
+import { MAX_FRAME_BYTES } from '../../src/http/routes/workers.js';
 import type { Logger } from '../../src/log.js';
+import { workerFrameJson } from '../../src/protocol/codec.js';
 import type { DoneItem, ReportFrame, ServerFrame, TaskFrame, WorkerFrame } from '../../src/protocol/frames.js';
 import type { WorkerTransport } from '../../src/protocol/transport.js';
 import { Controller } from '../../src/worker/controller.js';
@@ -117,6 +119,31 @@ describe('a worker keeps outcomes until the server acknowledges them', () => {
     const t0 = Date.now();
     await c.stop(0);
     expect(Date.now() - t0).toBeLessThan(500);
+  });
+
+  it("keeps each report frame under the server's frame limit when large results piled up", async () => {
+    const link = fakeLink();
+    const big = 'x'.repeat(1024 * 1024 - 2); // each result at the 1 MiB default limit, as JSON
+    const c = new Controller(
+      [{ name: 'echo', handler: async () => big }],
+      compileWorkerOptions({ concurrency: 80, prefetch: 0 }),
+      link.transport,
+      systemClock,
+      pino({ level: 'silent' }),
+    );
+    c.start();
+    await until(() => link.sent.some((f) => f.type === 'hello'), 2000, 'hello');
+    link.answer(welcome);
+    link.drop(); // the server restarts while 80 attempts end
+    link.answer({ type: 'tasks', tasks: Array.from({ length: 80 }, (_, i) => taskFrame(i)) });
+    await until(() => c.inFlight === 0, 5000, 'every attempt to end');
+    link.reopen();
+    await until(() => link.sent.filter((f) => f.type === 'hello').length === 2, 2000, 'hello again');
+    link.answer(welcome);
+    expect(doneIn(link.sent)).toHaveLength(80);
+    // A bigger frame closes the connection (1009), and the same frame after every reconnect.
+    for (const r of reports(link.sent)) expect(workerFrameJson(r).length).toBeLessThanOrEqual(MAX_FRAME_BYTES);
+    await c.stop(0);
   });
 
   it('stopping while disconnected waits, within its grace, for a server to take the last outcomes', async () => {
