@@ -12,6 +12,9 @@ const attempt = { type: 'integer', minimum: 0, maximum: 2 ** 31 - 1 };
 const ms = { type: 'integer', minimum: 0, maximum: 8.64e15 };
 const ref = { type: 'object', required: ['id', 'attempt'], properties: { id, attempt } };
 const list = (items: object, maxItems = 100_000) => ({ type: 'array', maxItems, items });
+// What a worker holds (or gives back at once) is bounded by the places it may grant: a worker
+// may hold more than 100,000 tasks (10,000 running and 100,000 buffered).
+const CAPACITY_MAX = 1_000_000;
 const error = {
   type: 'object',
   required: ['message'],
@@ -28,13 +31,16 @@ const schema = {
         protocol: { type: 'integer' },
         workerId: { type: 'string', minLength: 1, maxLength: 256, pattern: PLAIN_TEXT },
         lambdas: list({ type: 'object', required: ['name'] }, 10_000),
-        capacity: { type: 'integer', minimum: 0, maximum: 1_000_000 },
+        capacity: { type: 'integer', minimum: 0, maximum: CAPACITY_MAX },
         concurrency: { type: 'integer', minimum: 1, maximum: 1_000_000 },
-        held: list({
-          type: 'object',
-          required: ['id', 'attempt', 'lambda'],
-          properties: { id, attempt, lambda: { type: 'string', minLength: 1, maxLength: LIMITS.nameLength } },
-        }),
+        held: list(
+          {
+            type: 'object',
+            required: ['id', 'attempt', 'lambda'],
+            properties: { id, attempt, lambda: { type: 'string', minLength: 1, maxLength: LIMITS.nameLength } },
+          },
+          CAPACITY_MAX,
+        ),
       },
     },
     {
@@ -57,14 +63,14 @@ const schema = {
             snoozeMs: { type: 'number', minimum: 0, maximum: LIMITS.snoozeMsMax },
           },
         }),
-        released: list(ref),
+        released: list(ref, CAPACITY_MAX),
         seq: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
       },
     },
     {
       type: 'object',
       required: ['type', 'seq', 'held'],
-      properties: { type: { const: 'heartbeat' }, seq: { type: 'integer' }, held: list(ref) },
+      properties: { type: { const: 'heartbeat' }, seq: { type: 'integer' }, held: list(ref, CAPACITY_MAX) },
     },
     { type: 'object', required: ['type'], properties: { type: { const: 'bye' } } },
   ],

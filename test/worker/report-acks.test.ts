@@ -7,6 +7,7 @@ import type { Logger } from '../../src/log.js';
 import { workerFrameJson } from '../../src/protocol/codec.js';
 import type { DoneItem, ReportFrame, ServerFrame, TaskFrame, WorkerFrame } from '../../src/protocol/frames.js';
 import type { WorkerTransport } from '../../src/protocol/transport.js';
+import { parseWorkerFrame } from '../../src/protocol/validate.js';
 import { Controller } from '../../src/worker/controller.js';
 import { until } from '../helpers.js';
 
@@ -315,4 +316,34 @@ describe('a reconnecting worker', () => {
     release();
     await c.stop(0);
   });
+});
+
+describe('a worker at the largest settings', () => {
+  it('sends frames the server accepts when it holds more than 100,000 tasks', async () => {
+    const link = fakeLink();
+    const c = new Controller(
+      [{ name: 'echo', handler: () => new Promise(() => {}) }],
+      compileWorkerOptions({ concurrency: 1, prefetch: 100_000 }),
+      link.transport,
+      systemClock,
+      pino({ level: 'silent' }),
+    );
+    c.start();
+    await until(() => link.sent.some((f) => f.type === 'hello'), 2000, 'hello');
+    link.answer({ ...welcome, heartbeatMs: 50, leaseMs: 200 });
+    link.answer({ type: 'tasks', tasks: Array.from({ length: 100_001 }, (_, i) => taskFrame(i)) });
+    const held = (f: WorkerFrame) => (f.type === 'heartbeat' || f.type === 'hello' ? (f.held?.length ?? 0) : 0);
+    const beat = await until(() => link.sent.find((f) => f.type === 'heartbeat' && held(f) === 100_001), 2000, 'a heartbeat');
+    expect(() => parseWorkerFrame(JSON.stringify(beat))).not.toThrow(); // refused, it would go unanswered: the worker stops
+    link.drop();
+    link.reopen();
+    const hello = await until(() => link.sent.find((f) => f.type === 'hello' && held(f) === 100_001), 2000, 'hello again');
+    expect(() => parseWorkerFrame(JSON.stringify(hello))).not.toThrow();
+    link.answer({ ...welcome, heartbeatMs: 50, leaseMs: 200 });
+    link.sent.length = 0;
+    await c.stop(0); // releases the 100,000 buffered tasks
+    const release = reports(link.sent).find((r) => (r.released?.length ?? 0) > 0);
+    expect(release?.released).toHaveLength(100_000);
+    expect(() => parseWorkerFrame(workerFrameJson(release as ReportFrame))).not.toThrow();
+  }, 20_000);
 });
