@@ -459,9 +459,16 @@ export class Controller {
     this.watchdog.unref?.();
   }
 
-  /** Every attempt this worker holds, running or buffered. */
+  /**
+   * Every attempt this worker holds, running or buffered. Not those it gave up whose handlers
+   * have yet to return: renewing their leases would keep their tasks from running again
+   * elsewhere for as long as the handlers take, for outcomes that are never reported.
+   */
   private holding(): TaskFrame[] {
-    return [...[...this.running.values()].map((a) => a.frame), ...this.buffer.values()];
+    const out: TaskFrame[] = [];
+    for (const [key, a] of this.running) if (!this.forsaken.has(key)) out.push(a.frame);
+    for (const t of this.buffer.values()) out.push(t);
+    return out;
   }
 
   /** Renews every held lease; answers go to onAck. */

@@ -5,7 +5,7 @@ import { compileWorkerOptions } from '../../src/config/options.js';
 import { MAX_FRAME_BYTES } from '../../src/http/routes/workers.js';
 import type { Logger } from '../../src/log.js';
 import { workerFrameJson } from '../../src/protocol/codec.js';
-import type { DoneItem, ReportFrame, ServerFrame, TaskFrame, WorkerFrame } from '../../src/protocol/frames.js';
+import type { AttemptRef, DoneItem, ReportFrame, ServerFrame, TaskFrame, WorkerFrame } from '../../src/protocol/frames.js';
 import type { WorkerTransport } from '../../src/protocol/transport.js';
 import { parseWorkerFrame } from '../../src/protocol/validate.js';
 import { Controller } from '../../src/worker/controller.js';
@@ -265,6 +265,32 @@ describe('heartbeats of a worker', () => {
     await c.stop(0);
     await until(() => outcome !== null, 1000, 'an answer to ctx.heartbeat()');
     expect(outcome).toMatch(/heartbeat unanswered/);
+  });
+
+  it('no longer lists an attempt it gave up after unanswered heartbeats, though its handler still runs', async () => {
+    let stop!: () => void;
+    // A handler that takes its time to stop (a transaction to roll back, a request to drain).
+    const { link, c } = await worker(() => new Promise<void>((r) => (stop = r)), 1);
+    link.answer({ type: 'tasks', tasks: [taskFrame(1)] });
+    await until(() => link.sent.some((f) => f.type === 'heartbeat' && f.held.some((h) => h.id === 't1')), 2000, 'a heartbeat of t1');
+    // Three intervals unanswered: the worker aborts t1 and will not report it. Then acks come back.
+    await new Promise((r) => setTimeout(r, 400));
+    link.sent.length = 0;
+    const held: AttemptRef[][] = [];
+    const server = setInterval(() => {
+      for (const f of link.sent.splice(0))
+        if (f.type === 'heartbeat') {
+          held.push(f.held);
+          link.answer({ type: 'heartbeat_ack', seq: f.seq, lost: [] });
+        }
+    }, 5);
+    await new Promise((r) => setTimeout(r, 300));
+    clearInterval(server);
+    // Renewing its lease would hold the task here until the handler returns, for an outcome never sent.
+    expect(held.length).toBeGreaterThan(0);
+    for (const h of held) expect(h).toEqual([]);
+    stop();
+    await c.stop(0);
   });
 
   it('counts unanswered heartbeats from the last answer, not from a reconnect', async () => {
