@@ -216,10 +216,13 @@ function attemptViews(row: TaskRow, attempts: AttemptRow[]): AttemptView[] {
 /** Serialises an error thrown by a handler into what the store keeps (bounded, so a huge message cannot bloat rows). */
 export function taskErrorOf(err: unknown, maxLength = 8192): TaskError {
   if (err instanceof Error) {
-    const out: TaskError = { message: err.message.slice(0, maxLength), name: err.name };
+    // A handler's error may hold anything in these (an object as message, a number as name):
+    // text, or the worker failed in its own code and the report carrying it would be refused.
+    const out: TaskError = { message: textOf(err.message).slice(0, maxLength) };
+    if (err.name !== undefined) out.name = textOf(err.name);
     const code = (err as { code?: unknown }).code;
     if (typeof code === 'string') out.code = code.slice(0, 128);
-    if (err.stack) out.stack = err.stack.slice(0, maxLength);
+    if (err.stack) out.stack = textOf(err.stack).slice(0, maxLength);
     return out;
   }
   let message: string;
@@ -229,4 +232,13 @@ export function taskErrorOf(err: unknown, maxLength = 8192): TaskError {
     message = String(err);
   }
   return { message: message.slice(0, maxLength) };
+}
+
+function textOf(v: unknown): string {
+  if (typeof v === 'string') return v;
+  try {
+    return String(v);
+  } catch {
+    return Object.prototype.toString.call(v);
+  }
 }

@@ -373,3 +373,26 @@ describe('a worker at the largest settings', () => {
     expect(() => parseWorkerFrame(workerFrameJson(release as ReportFrame))).not.toThrow();
   }, 20_000);
 });
+
+describe('what a handler throws', () => {
+  it('is reported as a failure the server accepts, whatever its message and name hold', async () => {
+    const link = fakeLink();
+    const odd = Object.assign(new Error('x'), { message: { status: 500 }, name: 7 });
+    const c = new Controller(
+      [{ name: 'echo', handler: async () => Promise.reject(odd) }],
+      compileWorkerOptions({ concurrency: 1, prefetch: 0 }),
+      link.transport,
+      systemClock,
+      pino({ level: 'silent' }),
+    );
+    c.start();
+    await until(() => link.sent.some((f) => f.type === 'hello'), 2000, 'hello');
+    link.answer(welcome);
+    link.answer({ type: 'tasks', tasks: [taskFrame(1)] });
+    // Before: a TypeError in the worker's own code (an unhandled rejection that ends a Node process), no outcome, the slot lost.
+    const r = await until(() => reports(link.sent).find((f) => f.failed?.length), 2000, 'the failure');
+    expect(r.failed?.[0].error).toMatchObject({ message: '[object Object]', name: '7' });
+    expect(() => parseWorkerFrame(workerFrameJson(r))).not.toThrow();
+    await c.stop(0);
+  });
+});
