@@ -4,19 +4,12 @@ import type { WorkerConfig } from '../config/options.js';
 import { type GateLookup, gateLookupOf } from '../core/gate.js';
 import { type LambdaConfig, type LambdaDefinition, lambdaConfigOf } from '../core/lambda.js';
 import type { Logger } from '../log.js';
-import {
-  type AttemptRef,
-  type DoneItem,
-  type FailedItem,
-  PROTOCOL_VERSION,
-  type ServerFrame,
-  type StartedItem,
-  type TaskFrame,
-} from '../protocol/frames.js';
+import { type AttemptRef, PROTOCOL_VERSION, type ServerFrame, type StartedItem, type TaskFrame } from '../protocol/frames.js';
 import type { WorkerTransport } from '../protocol/transport.js';
 import { AttemptAborted, type AttemptOutcome, type ExecutorDeps, RunningAttempt } from './executor.js';
 import { HeartbeatAcks } from './heartbeat-acks.js';
 import { IsolateHost } from './isolation/host.js';
+import { Outcomes, REPORT_CHUNK, refKey } from './outcomes.js';
 import { PriorityBuffer } from './priority-buffer.js';
 
 /**
@@ -36,20 +29,6 @@ export interface ControllerEvents {
   suspended?(): void;
 }
 
-/**
- * Outcomes per report frame at most before it is sent without waiting for the event-loop turn.
- * A frame tends to become a commit of its own (on SQLite about 0.85 ms of WAL writes): 128, not
- * 64, took a 50,000-task bulk drain from 29.1-30.7k to 31.5-32.2k tasks/s (docs/benchmarks.md).
- */
-const REPORT_CHUNK = 128;
-/**
- * Result and error text per report frame at most. A server closes the connection on a frame
- * over 64 MiB (docs/protocol.md), and a character may be three bytes of UTF-8: 128 results of
- * the default 1 MiB were twice that, and the same frame went out again after every reconnect.
- */
-const REPORT_TEXT = 16 * 1024 * 1024;
-
-const refKey = (r: AttemptRef) => `${r.id}:${r.attempt}`;
 const refOf = (t: AttemptRef): AttemptRef => ({ id: t.id, attempt: t.attempt });
 
 /**
@@ -85,16 +64,8 @@ export class Controller {
   private credit = 0;
   /** Starts not yet reported; an attempt that ends before the next report is reported once, as its outcome. */
   private started = new Map<string, StartedItem>();
-  private done: DoneItem[] = [];
-  private failed: FailedItem[] = [];
+  private readonly outcomes = new Outcomes();
   private released: AttemptRef[] = [];
-  /** Whether the server answers reports with report_ack (from its welcome). */
-  private reportAcks = false;
-  private reportSeq = 0;
-  /** Outcomes sent in reports the server has not acknowledged yet, oldest first. */
-  private unacked: Array<{ seq: number; done: DoneItem[]; failed: FailedItem[] }> = [];
-  /** Outcomes sent again after a reconnect: a refusal of these may also mean the first copy arrived. */
-  private resent = new Set<string>();
   private flushScheduled = false;
   private heartbeatMs = 5000;
   private heartbeatTimer: NodeJS.Timeout | null = null;
@@ -161,10 +132,10 @@ export class Controller {
     // The last outcomes are kept until the server has written them, through a reconnect if
     // need be (the transport keeps trying), for what is left of the grace period.
     const end = Math.max(graceEnd, this.clock.now() + 1000);
-    while (this.unwritten() > 0 && this.clock.now() < end) await new Promise((r) => setTimeout(r, 10));
-    if (this.unwritten() > 0)
+    while (this.outcomes.unwritten > 0 && this.clock.now() < end) await new Promise((r) => setTimeout(r, 10));
+    if (this.outcomes.unwritten > 0)
       this.log.warn(
-        `stopping with ${this.unwritten()} outcomes the server has not confirmed; their tasks run again once their leases expire`,
+        `stopping with ${this.outcomes.unwritten} outcomes the server has not confirmed; their tasks run again once their leases expire`,
       );
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.watchdog) clearTimeout(this.watchdog);
@@ -200,8 +171,7 @@ export class Controller {
       case 'welcome':
         if (this.mode === 'connecting') this.mode = 'running';
         this.welcomed = true;
-        this.reportAcks = f.reportAcks === true;
-        this.requeueUnacked();
+        this.outcomes.welcome(f.reportAcks === true);
         this.heartbeatMs = f.heartbeatMs;
         this.transport.checkEvery?.(f.heartbeatMs);
         this.gate = gateLookupOf(f.gates);
@@ -219,13 +189,10 @@ export class Controller {
         this.onAck(f.seq, f.lost);
         return;
       case 'report_ack':
-        while (this.unacked.length && this.unacked[0].seq <= f.seq) {
-          const r = this.unacked.shift() as (typeof this.unacked)[number];
-          for (const x of [...r.done, ...r.failed]) this.resent.delete(refKey(x));
-        }
+        this.outcomes.acknowledged(f.seq);
         return;
       case 'refused': {
-        const again = f.items.filter((r) => this.resent.delete(refKey(r))).length;
+        const again = this.outcomes.resentOf(f.items);
         this.log.warn(
           { attempts: f.items.slice(0, 10) },
           `the server refused reports on ${f.items.length} attempts this worker no longer holds (lease expired or moved on)${
@@ -320,11 +287,14 @@ export class Controller {
     if (this.forsaken.delete(key)) return; // the server already took this attempt back
     const f = a.frame;
     if (o.kind === 'done')
-      this.done.push({ id: f.id, attempt: f.attempt, startedAt: a.startedAt, result: o.result, resultJson: o.resultJson });
-    else this.failed.push({ id: f.id, attempt: f.attempt, startedAt: a.startedAt, kind: o.kind, error: o.error, snoozeMs: o.snoozeMs });
+      this.outcomes.add({ done: { id: f.id, attempt: f.attempt, startedAt: a.startedAt, result: o.result, resultJson: o.resultJson } });
+    else
+      this.outcomes.add({
+        failed: { id: f.id, attempt: f.attempt, startedAt: a.startedAt, kind: o.kind, error: o.error, snoozeMs: o.snoozeMs },
+      });
     // Report in chunks while fast handlers run through the buffer, so the server claims the
     // next tasks while this worker still has work (otherwise the two take turns idling).
-    if (this.done.length + this.failed.length >= REPORT_CHUNK) this.flush();
+    if (this.outcomes.pending >= REPORT_CHUNK) this.flush();
     else this.scheduleFlush();
     this.checkIdle();
   }
@@ -370,42 +340,15 @@ export class Controller {
   }
 
   /**
-   * Sends everything to report (kept while disconnected): one frame, or one per REPORT_CHUNK
-   * outcomes (or REPORT_TEXT of their text) when more piled up (a reconnect sends again what was not acknowledged).
+   * Sends everything to report (outcomes are kept while disconnected): one frame, or several
+   * when more outcomes piled up than one takes (see Outcomes.take).
    */
   private flush(): void {
     if (!this.welcomed) return;
     const credit = this.mode === 'running' ? this.credit : 0;
-    if (credit === 0 && !this.started.size && !this.done.length && !this.failed.length && !this.released.length) return;
-    const outcomes = this.done.length + this.failed.length;
-    let first = true;
-    let d = 0;
-    let f = 0;
-    do {
-      let n = 0;
-      let text = 0;
-      const d0 = d;
-      const f0 = f;
-      for (; d < this.done.length && n < REPORT_CHUNK; d++, n++) {
-        const size = this.done[d].resultJson?.length ?? 0;
-        if (n > 0 && text + size > REPORT_TEXT) break;
-        text += size;
-      }
-      for (; f < this.failed.length && n < REPORT_CHUNK; f++, n++) {
-        const { message, stack } = this.failed[f].error;
-        const size = message.length + (stack?.length ?? 0);
-        if (n > 0 && text + size > REPORT_TEXT) break;
-        text += size;
-      }
-      const done = this.done.slice(d0, d);
-      const failed = this.failed.slice(f0, f);
-      // Outcomes are kept until acknowledged: a frame written to a connection that is already
-      // gone (a stalled worker the server dropped, a cut network) would lose finished work.
-      let seq: number | undefined;
-      if (this.reportAcks && done.length + failed.length > 0) {
-        seq = ++this.reportSeq;
-        this.unacked.push({ seq, done, failed });
-      }
+    if (credit === 0 && !this.started.size && !this.outcomes.pending && !this.released.length) return;
+    this.outcomes.take().forEach(({ done, failed, seq }, i) => {
+      const first = i === 0;
       this.transport.send({
         type: 'report',
         ...(first && credit ? { credit } : {}),
@@ -415,29 +358,10 @@ export class Controller {
         ...(first && this.released.length ? { released: this.released } : {}),
         ...(seq === undefined ? {} : { seq }),
       });
-      first = false;
-    } while (d + f < outcomes);
+    });
     if (this.mode === 'running') this.credit = 0;
     this.started = new Map();
-    this.done = [];
-    this.failed = [];
     this.released = [];
-  }
-
-  /** Outcomes not yet sent, or sent to a server that acknowledges and has not yet. */
-  private unwritten(): number {
-    return this.done.length + this.failed.length + this.unacked.reduce((n, r) => n + r.done.length + r.failed.length, 0);
-  }
-
-  /** A new session: outcomes the last one did not acknowledge go out again, ahead of newer ones. */
-  private requeueUnacked(): void {
-    if (this.unacked.length === 0) return;
-    const done = this.unacked.flatMap((r) => r.done);
-    const failed = this.unacked.flatMap((r) => r.failed);
-    this.unacked = [];
-    if (this.reportAcks) for (const x of [...done, ...failed]) this.resent.add(refKey(x));
-    this.done = done.concat(this.done);
-    this.failed = failed.concat(this.failed);
   }
 
   private startHeartbeats(): void {
