@@ -98,14 +98,16 @@ export class FatalError extends Error {
 /** Thrown by a handler (`throw retryAfter(30_000)`) to run the task again later without spending an attempt. */
 export class RetryAfter extends Error {
   constructor(readonly delayMs: number) {
+    // Checked here, not only in retryAfter(): a delay the server cannot take (NaN, Infinity)
+    // would have it refuse the worker's whole report, and every outcome in it with this one.
+    if (typeof delayMs !== 'number' || !Number.isFinite(delayMs) || delayMs < 0 || delayMs > LIMITS.snoozeMsMax)
+      throw new TypeError(`retryAfter: delayMs must be a number from 0 to ${LIMITS.snoozeMsMax} (a year), got ${String(delayMs)}`);
     super(`retry after ${delayMs} ms`);
     this.name = 'RetryAfter';
   }
 }
 
 export function retryAfter(delayMs: number): RetryAfter {
-  if (!Number.isFinite(delayMs) || delayMs < 0 || delayMs > LIMITS.snoozeMsMax)
-    throw new TypeError(`retryAfter: delayMs must be a number from 0 to ${LIMITS.snoozeMsMax} (a year)`);
   return new RetryAfter(delayMs);
 }
 

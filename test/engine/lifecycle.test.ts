@@ -3,7 +3,7 @@ import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { Conveyor } from '../../src/conveyor.js';
-import { FatalError, retryAfter } from '../../src/errors.js';
+import { FatalError, RetryAfter, retryAfter } from '../../src/errors.js';
 import type { LambdaDefinition } from '../../src/index.js';
 import { Engine } from '../../src/server/engine.js';
 import { StoreError } from '../../src/store/store-error.js';
@@ -402,6 +402,14 @@ describe('task lifecycle (embedded, SQLite)', () => {
     // A snooze the stores could not schedule is refused where it is made.
     expect(() => retryAfter(366 * 24 * 3_600_000)).toThrow(/from 0 to .* \(a year\)/);
     expect(() => retryAfter(-1)).toThrow(TypeError);
+    // The class itself too: a snooze of NaN, built with `new`, fails its attempt as an error
+    // (the report it would have spoilt carries the other outcomes as well).
+    expect(() => new RetryAfter(Number.NaN)).toThrow(TypeError);
+    const bad = await startConveyor({
+      lambdas: [{ name: 'nan-snooze', maxAttempts: 1, handler: async () => Promise.reject(new RetryAfter(Number.POSITIVE_INFINITY)) }],
+    });
+    const failed = await bad.waitFor((await bad.submit('nan-snooze')).id);
+    expect(failed).toMatchObject({ state: 'FATAL_FAILURE', error: { name: 'TypeError', message: expect.stringMatching(/got Infinity/) } });
   });
 
   it('runs ordered tasks of one key one after another', async () => {

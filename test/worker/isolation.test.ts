@@ -112,6 +112,24 @@ for (const kind of ['process', 'thread'] as const) {
   });
 }
 
+describe("isolation: 'process' that cannot be spawned", () => {
+  it('fails the attempt at once, and starts the process once it can', async () => {
+    const host = new IsolateHost({ module: FIXTURE, lambda: 'fine' }, { kind: 'process', log: silentLogger });
+    onCleanup(() => host.close());
+    const ctx = { signal: new AbortController().signal, heartbeat: async () => {} } as unknown as TaskContext;
+    const frame = { id: 't', attempt: 1, lambda: 'fine', payload: 1 } as unknown as TaskFrame;
+    const node = process.execPath;
+    process.execPath = '/nonexistent/node'; // fork() then fails with ENOENT, and no 'exit' follows
+    try {
+      await expect(host.run(frame, ctx)).rejects.toThrow(/could not be started: .*ENOENT/);
+    } finally {
+      process.execPath = node;
+    }
+    // After the restart backoff, a process comes up and runs the next attempt.
+    expect(await host.run({ ...frame, attempt: 2 }, ctx)).toBeInstanceOf(IsolatedResult);
+  }, 10_000);
+});
+
 describe('isolation settings', () => {
   it('refuses an isolated lambda that does not come from a module file', async () => {
     await expect(startConveyor({ lambdas: [{ name: 'x', isolation: 'process', handler: () => 1 }] })).rejects.toThrow(

@@ -156,8 +156,19 @@ export class IsolateHost {
     if (child.stdout) this.forward(child.stdout, 'info');
     if (child.stderr) this.forward(child.stderr, 'warn');
     child.on('message', (m) => onMessage(m as FromRunner));
-    child.on('exit', (code, signal) => onExit(signal ? `the process was killed by ${signal}` : `the process exited with code ${code}`));
-    child.on('error', (err) => this.opts.log.error({ err, lambda: this.spec.lambda }, 'isolated process error'));
+    let ended = false;
+    const end = (why: string) => {
+      if (ended) return;
+      ended = true;
+      onExit(why);
+    };
+    child.on('exit', (code, signal) => end(signal ? `the process was killed by ${signal}` : `the process exited with code ${code}`));
+    child.on('error', (err) => {
+      this.opts.log.error({ err, lambda: this.spec.lambda }, 'isolated process error');
+      // One that could not be spawned (no pid: ENOENT, EAGAIN) emits no 'exit': without this its
+      // start would never settle, and every attempt of the lambda would wait for its timeout.
+      if (child.pid === undefined) end(`the process could not be started: ${err.message}`);
+    });
     return {
       post: (m) => {
         if (child.connected) child.send(m);
