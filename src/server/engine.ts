@@ -14,7 +14,7 @@ import type { Logger } from '../log.js';
 import { type HelloFrame, PROTOCOL_VERSION, type WorkerFrame } from '../protocol/frames.js';
 import { openDriver } from '../store/open.js';
 import { type AttemptEnd, Store } from '../store/store.js';
-import { isConflict, isUnavailable } from '../store/store-error.js';
+import { isConflict, isTransient, isUnavailable } from '../store/store-error.js';
 import { CronRole, checkCron } from './cron.js';
 import { Dispatcher, type Session, type WorkerLink } from './dispatcher.js';
 import { GatePasses } from './gate-passes.js';
@@ -401,9 +401,14 @@ export class Engine {
               else session = s;
             },
             (err: unknown) => {
-              const e = err instanceof ConveyorError ? err : new ConveyorError('validation_failed', String((err as Error)?.message ?? err));
+              const message = String((err as Error)?.message ?? err);
+              // The store away or busy is no fault of the worker's: it tries again (1013, try again later).
+              const e =
+                err instanceof ConveyorError
+                  ? err
+                  : new ConveyorError(isTransient(err) ? 'store_unavailable' : 'validation_failed', message, { cause: err });
               link.send({ type: 'error', error: { code: e.code, message: e.message } });
-              link.close(1008, e.message.slice(0, 120));
+              link.close(e.code === 'store_unavailable' ? 1013 : 1008, e.message.slice(0, 120));
             },
           );
           return;
