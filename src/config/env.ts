@@ -19,6 +19,7 @@ const NUMERIC: Array<keyof ServerOptions> = [
   'claimBatchMax',
   'maxQueue',
   'ingestWriters',
+  'maxConnections',
   'pgPool',
 ];
 

@@ -38,6 +38,12 @@ export interface ServerOptions {
   maxQueue?: number;
   /** Batch writers draining the ingest queue, each inserting one batch per group commit. @default 2 */
   ingestWriters?: number;
+  /**
+   * Most open connections to the HTTP server (API clients, dashboards and workers together);
+   * past it a new connection is closed at once. Each may hold a request body up to the body
+   * limit while it uploads, so this bounds that memory too. @default 10000
+   */
+  maxConnections?: number;
   /** SQLite: `full` survives power loss, `normal` survives a killed process. @default 'full' */
   synchronous?: 'full' | 'normal';
   /**
@@ -75,6 +81,7 @@ const SERVER_DEFAULTS = {
   // The group commit runs one flush at a time on any store, so more writers only split the same
   // rows into smaller batches (4 made batches half as big for no gain on the bench machine).
   ingestWriters: 2,
+  maxConnections: 10_000,
   synchronous: 'full' as const,
   pgPool: 10,
 };
@@ -98,6 +105,7 @@ const SERVER_RULES: Record<string, Rule> = {
   claimBatchMax: [1, 10_000],
   maxQueue: [1, 10_000_000],
   ingestWriters: [1, 64],
+  maxConnections: [1, 1_000_000],
   pgPool: [1, 1000],
 };
 

@@ -48,6 +48,8 @@ export async function buildApp(engine: Engine, opts: HttpOptions): Promise<Fasti
     frameworkErrors: frameworkError(opts.logger),
     clientErrorHandler: clientError,
   });
+  // Bounded everything: past it Node closes a new connection at once.
+  app.server.maxConnections = engine.config.maxConnections;
   app.setValidatorCompiler(validatorCompiler);
   strictJsonBodies(app);
   app.setErrorHandler(errorHandler(opts.logger));
