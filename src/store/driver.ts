@@ -215,9 +215,12 @@ export interface Queries {
 
   // tasks: move and sweep
   taskPlaceMany(items: PlaceItem[], now: number): Promise<EndedRow[]>;
-  taskRedrive(id: string, now: number): Promise<boolean>;
+  /** Moves a dead task back to NEW; with `depsPending` parents not succeeded, it waits for them. */
+  taskRedrive(id: string, depsPending: number, now: number): Promise<boolean>;
   /** Rows whose next check is due, except ENQUEUED ones (their next check is the aging mark), and leased ones unless `leased`. */
   taskDue(now: number, limit: number, leased: boolean): Promise<TaskRow[]>;
+  /** The parents a task names in dependsOn (those retention has not deleted). */
+  depParents(childId: string): Promise<string[]>;
   /** Dependants of these tasks that still wait for their parents. */
   depWaitingChildren(parentIds: string[]): Promise<string[]>;
   /** Counts one more parent as succeeded for each child; returns the children left with none pending. */

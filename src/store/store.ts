@@ -5,7 +5,7 @@ import { type GateLookup, type GateMode, WHOLE_LAMBDA } from '../core/gate.js';
 import type { LambdaConfig } from '../core/lambda.js';
 import { cancelled, type Placement, type Timing } from '../core/placement.js';
 import type { AttemptOutcome, AttemptRow, ClaimedRow, NewTask, TaskRow } from '../core/task.js';
-import { canMove, fromStates, isTerminal, type TaskState } from '../core/task-state.js';
+import { canMove, fromStates, isDead, isTerminal, type TaskState } from '../core/task-state.js';
 import { ConveyorError } from '../errors.js';
 import type { Driver, EndedRow, FailItem, FencedItem, Queries, StartItem } from './driver.js';
 import { afterEnded, moveRows, placeFields, replaceRows } from './follow-ups.js';
@@ -308,12 +308,25 @@ export class StoreOps {
     return this.mustGet(id);
   }
 
-  /** Re-drives a dead task (FATAL_FAILURE or CANCELLED) with a fresh attempt budget. */
+  /**
+   * Re-drives a dead task (FATAL_FAILURE or CANCELLED) with a fresh attempt budget. A child
+   * waits again for the parents that have not succeeded (cancelled while they ran, or re-driven
+   * since), as at its submit; while one of them is dead it is refused: retry that one first.
+   */
   async redrive(id: string, gate: GateLookup): Promise<TaskRow> {
     const row = await this.mustGet(id);
-    if (!canMove(row.state, 'redrive') || !(await this.q.taskRedrive(id, this.now()))) {
-      throw new ConveyorError('invalid_state', `task ${id} is ${row.state}; only FATAL_FAILURE and CANCELLED tasks can be retried`);
-    }
+    const refused = () =>
+      new ConveyorError('invalid_state', `task ${id} is ${row.state}; only FATAL_FAILURE and CANCELLED tasks can be retried`);
+    if (!canMove(row.state, 'redrive')) throw refused();
+    // Held until the commit, as an insert holds them (the child with them, all in id order as an
+    // insert takes them): a parent that ends meanwhile must see the child.
+    const locked = await this.q.taskByIdsForUpdate([id, ...(await this.q.depParents(id))]);
+    const parents = locked.filter((r) => r.id !== id);
+    const dead = parents.find((p) => isDead(p.state));
+    if (dead) throw new ConveyorError('invalid_state', `task ${id} depends on ${dead.id}, which is ${dead.state}; retry that task first`);
+    const depsPending = parents.filter((p) => p.state !== 'SUCCESS').length;
+    if (!(await this.q.taskRedrive(id, depsPending, this.now()))) throw refused();
+    if (depsPending > 0) return this.mustGet(id);
     const fresh = await this.mustGet(id);
     await replaceRows(this, [fresh], gate, { from: 'NEW', hold: null });
     return this.mustGet(id);

@@ -255,6 +255,29 @@ export function runStoreContract(target: ContractTarget): void {
         const [c2] = await h.claim();
         expect(c2.attempt).toBe(2);
       });
+
+      it('re-drives a child to wait for its parents again, and refuses one whose parent is still dead', async () => {
+        const [running] = await h.insert(h.task());
+        const [p] = await h.insert(h.task({ lambda: 'parent', maxAttempts: 1 }));
+        const [cancelledKid] = await h.insert(h.task({ lambda: 'child', dependsOn: [running.id] }));
+        const [orphan] = await h.insert(h.task({ lambda: 'child', dependsOn: [p.id] }));
+        await h.tx((o) => o.cancel(cancelledKid.id, h.gate));
+        // Its parent has not succeeded: the retried child waits for it, as at its submit.
+        const waiting = await h.tx((o) => o.redrive(cancelledKid.id, h.gate));
+        expect([waiting.state, waiting.hold]).toEqual(['NEW', 'deps']);
+        await h.succeed((await h.claim())[0]);
+        expect((await h.get(cancelledKid.id)).state).toBe('ENQUEUED');
+
+        await h.fail((await h.claim('parent'))[0], 'fatal');
+        expect((await h.get(orphan.id)).reason).toBe('dependency_failed');
+        await expect(h.tx((o) => o.redrive(orphan.id, h.gate))).rejects.toMatchObject({ code: 'invalid_state' });
+        expect((await h.get(orphan.id)).state).toBe('CANCELLED');
+        // Retried after its parent, it waits for the parent's new run and starts after it.
+        await h.tx((o) => o.redrive(p.id, h.gate));
+        expect((await h.tx((o) => o.redrive(orphan.id, h.gate))).hold).toBe('deps');
+        await h.succeed((await h.claim('parent'))[0]);
+        expect((await h.get(orphan.id)).state).toBe('ENQUEUED');
+      });
     });
 
     describe('dependencies', () => {

@@ -242,12 +242,16 @@ export class PostgresQueries implements Queries {
     return (await this.exec('taskPlace', [...cols, now])).map(endedOf);
   }
 
-  async taskRedrive(id: string, now: number) {
-    return (await this.count('taskRedrive', [id, now])) > 0;
+  async taskRedrive(id: string, depsPending: number, now: number) {
+    return (await this.count('taskRedrive', [id, now, depsPending])) > 0;
   }
 
   async taskDue(now: number, limit: number, leased: boolean) {
     return (await this.exec('taskDue', [now, limit, leased])).map(taskOf);
+  }
+
+  async depParents(childId: string) {
+    return (await this.exec('depParents', [childId])).map((r) => r.id as string);
   }
 
   async depWaitingChildren(parentIds: string[]) {

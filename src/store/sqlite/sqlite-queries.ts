@@ -152,11 +152,14 @@ export function sqliteQueries(d: SqliteDriver): Queries {
       }
       return out;
     },
-    async taskRedrive(id, now) {
-      return run('taskRedrive', { id, now }) > 0;
+    async taskRedrive(id, depsPending, now) {
+      return run('taskRedrive', { id, depsPending, now }) > 0;
     },
     async taskDue(now, limit, leased) {
       return all('taskDue', { now, limit, leased: b(leased) }).map(taskOf);
+    },
+    async depParents(childId) {
+      return all('depParents', { childId }).map((r) => r.id as string);
     },
     async depWaitingChildren(parentIds) {
       const out: string[] = [];

@@ -213,10 +213,12 @@ UPDATE tasks
 RETURNING tasks.id, tasks.lambda, tasks.key, tasks.ordered, tasks.has_children, tasks.state;
 
 -- name: taskRedrive
--- $1 id, $2 now
+-- $1 id, $2 now, $3 parents not succeeded: a child with some waits for them (hold 'deps', no next check).
 UPDATE tasks
-   SET state = {to:redrive}, tries = 0, result = NULL, error = NULL, reason = NULL, hold = NULL, worker_id = NULL,
-       started_at = NULL, finished_at = NULL, run_at = $2::bigint, next_check_at = $2::bigint, updated_at = $2::bigint
+   SET state = {to:redrive}, tries = 0, result = NULL, error = NULL, reason = NULL, worker_id = NULL,
+       hold = CASE WHEN $3::int > 0 THEN 'deps' END, deps_pending = $3::int,
+       started_at = NULL, finished_at = NULL, run_at = $2::bigint,
+       next_check_at = CASE WHEN $3::int > 0 THEN NULL ELSE $2::bigint END, updated_at = $2::bigint
  WHERE id = $1::text AND state IN {from:redrive};
 
 -- name: taskDue
@@ -226,6 +228,10 @@ SELECT * FROM tasks
    AND ($3::boolean OR state NOT IN {leased})
  ORDER BY next_check_at
  LIMIT $2::int;
+
+-- name: depParents
+-- $1 child id
+SELECT parent_id AS id FROM task_deps WHERE child_id = $1::text;
 
 -- name: depWaitingChildren
 -- $1 parent ids. A child appears once per parent in the list: each is one success to count.

@@ -141,9 +141,12 @@ UPDATE tasks
 RETURNING id, lambda, key, ordered, has_children, state;
 
 -- name: taskRedrive
+-- A child with parents that have not succeeded waits for them (hold 'deps', no next check).
 UPDATE tasks
-   SET state = {to:redrive}, tries = 0, result = NULL, error = NULL, reason = NULL, hold = NULL, worker_id = NULL,
-       started_at = NULL, finished_at = NULL, run_at = @now, next_check_at = @now, updated_at = @now
+   SET state = {to:redrive}, tries = 0, result = NULL, error = NULL, reason = NULL, worker_id = NULL,
+       hold = CASE WHEN @depsPending > 0 THEN 'deps' END, deps_pending = @depsPending,
+       started_at = NULL, finished_at = NULL, run_at = @now,
+       next_check_at = CASE WHEN @depsPending > 0 THEN NULL ELSE @now END, updated_at = @now
  WHERE id = @id AND state IN {from:redrive};
 
 -- name: taskDue
@@ -152,6 +155,9 @@ SELECT * FROM tasks INDEXED BY tasks_check
    AND (@leased = 1 OR state NOT IN {leased})
  ORDER BY next_check_at
  LIMIT @limit;
+
+-- name: depParents
+SELECT parent_id AS id FROM task_deps WHERE child_id = @childId;
 
 -- name: depWaitingChildren
 SELECT d.child_id AS id FROM task_deps d JOIN tasks t ON t.id = d.child_id
