@@ -181,7 +181,10 @@ export interface Queries {
   taskInsertMany(rows: InsertRow[]): Promise<Set<string>>;
   taskByIds(ids: string[]): Promise<TaskRow[]>;
   taskByIdempotencyKeys(keys: string[]): Promise<TaskRow[]>;
-  /** Which (lambda, key) pairs have a head (an open ordered task not waiting for the key) other than `exceptId`; answered as `lambda\0key`. */
+  /**
+   * Which (lambda, key) pairs have a head (an open ordered task not waiting for the key, nor for
+   * its parents unless it is older than `exceptId`) other than `exceptId`; answered as `lambda\0key`.
+   */
   taskOrderedBusy(pairs: Array<{ lambda: string; key: string; exceptId: string }>): Promise<Set<string>>;
   /**
    * taskByIds for a decision that must still hold at the commit (an insert reading the parents

@@ -338,6 +338,24 @@ export function runStoreContract(target: ContractTarget): void {
         await h.fail(cb, 'fatal');
         expect((await h.get(c.id)).state).toBe('ENQUEUED');
       });
+
+      it('does not let a later task that waits for its parents take the turn of an earlier one', async () => {
+        const [parent] = await h.insert(h.task({ lambda: 'parent' }));
+        const [a, earlier] = await h.insert(h.task({ key: 'k', ordered: true }), h.task({ key: 'k', ordered: true }));
+        const [later] = await h.insert(h.task({ key: 'k', ordered: true, dependsOn: [parent.id] }));
+        const [last] = await h.insert(h.task({ key: 'k', ordered: true }));
+        await h.succeed((await h.claim())[0]);
+        expect((await h.get(a.id)).state).toBe('SUCCESS');
+        // The earlier task's turn: the later one has not even become ready.
+        expect((await h.get(earlier.id)).state).toBe('ENQUEUED');
+        await h.succeed((await h.claim('parent'))[0]);
+        expect((await h.get(later.id)).hold).toBe('key');
+        await h.succeed((await h.claim())[0]);
+        expect((await h.get(later.id)).state).toBe('ENQUEUED');
+        expect((await h.get(last.id)).hold).toBe('key');
+        await h.succeed((await h.claim())[0]);
+        expect((await h.get(last.id)).state).toBe('ENQUEUED');
+      });
     });
 
     describe('reads and bookkeeping', () => {

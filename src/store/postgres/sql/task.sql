@@ -88,12 +88,15 @@ SELECT * FROM tasks WHERE idempotency_key = ANY($1::text[]);
 
 -- name: taskOrderedBusy
 -- $1 lambdas, $2 keys, $3 ids to leave out. The head of a key is its one open ordered task
--- that does not wait for the key.
+-- that does not wait for the key. One that waits for its parents counts only for the tasks
+-- after it: it may have come while an earlier task waited for the key (parents are waited for
+-- first), and that earlier task goes first.
 SELECT v.lambda, v.key
   FROM unnest($1::text[], $2::text[], $3::text[]) AS v(lambda, key, except_id)
  WHERE EXISTS (SELECT 1 FROM tasks t
                 WHERE t.lambda = v.lambda AND t.key = v.key AND t.ordered AND t.state NOT IN {terminal}
-                  AND (t.hold IS NULL OR t.hold <> 'key') AND t.id <> v.except_id);
+                  AND (t.hold IS NULL OR t.hold <> 'key') AND t.id <> v.except_id
+                  AND (t.hold IS NULL OR t.hold <> 'deps' OR t.id < v.except_id));
 
 -- name: depInsert
 -- $1 child ids, $2 parent ids

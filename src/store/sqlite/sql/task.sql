@@ -34,12 +34,15 @@ SELECT * FROM tasks WHERE id = @id;
 SELECT * FROM tasks WHERE idempotency_key = @key;
 
 -- name: taskOrderedBusy
--- The head of a key is its one open ordered task that does not wait for the key.
+-- The head of a key is its one open ordered task that does not wait for the key. One that waits
+-- for its parents counts only for the tasks after it: it may have come while an earlier task
+-- waited for the key (parents are waited for first), and that earlier task goes first.
 SELECT 1 FROM tasks INDEXED BY tasks_ordered_open
  WHERE lambda = @lambda AND key = @key
    -- the predicate of tasks_ordered_open, as migration 0003 spells it (see taskListFailed)
    AND ordered = 1 AND state <> 'SUCCESS' AND state <> 'FATAL_FAILURE' AND state <> 'CANCELLED'
    AND (hold IS NULL OR hold <> 'key') AND id <> @exceptId
+   AND (hold IS NULL OR hold <> 'deps' OR id < @exceptId)
  LIMIT 1;
 
 -- name: depInsert
