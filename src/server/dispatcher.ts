@@ -169,6 +169,11 @@ export class Dispatcher implements Handout {
   private claiming: Promise<unknown> = Promise.resolve();
   /** Whether submits wait to be written (ingestion): claims then wait until a worker runs low. */
   intakeBusy: () => boolean = () => false;
+  /**
+   * Claims made for a worker that left before they could be sent: given back at once (as a
+   * worker gives back what it will not run), so they neither wait out a lease nor spend an attempt.
+   */
+  unsent: (s: Session, rows: ClaimedRow[]) => void = () => {};
 
   constructor(
     private readonly gates: GateCache,
@@ -418,8 +423,10 @@ export class Dispatcher implements Handout {
   }
 
   private send(s: Session, rows: ClaimedRow[]): void {
-    // A worker that left meanwhile: its claims expire and the sweep re-runs them.
-    if (this.sessions.get(s.id) !== s) return;
+    if (this.sessions.get(s.id) !== s) {
+      if (rows.length) this.unsent(s, rows); // a worker that left meanwhile
+      return;
+    }
     sentCapped(s, rows, this.opts.clock.now());
     s.link.sendTasks(rows);
   }

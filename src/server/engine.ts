@@ -161,6 +161,8 @@ export class Engine {
     this.submits = new SubmitBatcher(this.commit, () => this.gates.lookup);
     this.dispatcher.bind(() => this.commit.poke());
     this.dispatcher.intakeBusy = () => this.ingest.queueDepth() > 0;
+    this.dispatcher.unsent = (s, rows) =>
+      this.hsc.report(s, { type: 'report', released: rows.map((r) => ({ id: r.id, attempt: r.attempt })) });
     this.commit.mayClaim = () => this.dispatcher.mayClaim();
     this.hsc = new Hsc(this.commit, this.dispatcher, this.gates, { leaseMs: config.leaseMs, maxResultBytes: config.maxPayloadBytes });
     // One process reloads its gate cache right after its own change; servers sharing a store

@@ -300,6 +300,58 @@ describe('per-lambda caps', () => {
   });
 });
 
+describe('claims for a worker that leaves', () => {
+  it('gives back at once what was claimed for a worker that left before it could be sent', async () => {
+    const d = dispatcher();
+    const s = session('a', ['job'], 10);
+    d.attach(s);
+    const unsent: string[] = [];
+    d.unsent = (_s, rows) => unsent.push(...rows.map((r) => r.id));
+    const ops = tx(async ({ limit }) => ({ rows: ['t1', 't2'].slice(0, limit).map((id) => row(id, 'job')), overdueShort: false }));
+    await d.claimPhase(ops);
+    d.detach(s.id); // the connection closed while the claim's commit was made durable
+    expect(d.deliver(ops).map((r) => r.id)).toEqual(['t1', 't2']);
+    expect(s.sent).toEqual([]);
+    expect(unsent).toEqual(['t1', 't2']);
+  });
+
+  it('runs such a task on the next worker without a lease to wait out or an attempt spent', async () => {
+    const engine = await Engine.open(
+      compileServerOptions({ store: join(tempDir(), 'left.db'), leaseMs: 60_000, heartbeatMs: 1000 }),
+      silentLogger,
+    );
+    onCleanup(() => engine.close());
+    engine.start();
+    const lambdas = [lambdaConfigOf({ name: 'job' })];
+    await engine.registerLambdas(lambdas);
+    const [{ task }] = await engine.submit([{ lambda: 'job', payload: 1 }]); // ready, no worker yet
+    // The claim's commit is made durable slowly: the worker leaves in between.
+    const durable = engine.store.durable.bind(engine.store);
+    let leave!: () => void;
+    const left = new Promise<void>((r) => (leave = r));
+    engine.store.durable = async () => {
+      leave();
+      await new Promise((r) => setTimeout(r, 50));
+      return durable();
+    };
+    const hello = (workerId: string, tasks: TaskRow[]) => {
+      const side = engine.connectWorker({ sendTasks: (rows) => tasks.push(...rows), send: () => {}, close: () => {} });
+      side.onFrame({ type: 'hello', protocol: PROTOCOL_VERSION, workerId, lambdas, capacity: 1, concurrency: 1 });
+      return side;
+    };
+    const first: TaskRow[] = [];
+    const gone = hello('w1', first);
+    await left;
+    gone.onClose();
+    engine.store.durable = durable;
+    const second: TaskRow[] = [];
+    hello('w2', second);
+    await until(() => second.length === 1, 5000, 'the task handed to the next worker');
+    expect(first).toEqual([]);
+    expect(second[0]).toMatchObject({ id: task.id, attempt: 2, tries: 1 });
+  });
+});
+
 describe('hand-out after a failed flush', () => {
   it('claims what a write retried alone made ready before a later, lower-priority insert', async () => {
     // A sweep interval far beyond the test: no tick marks every lambda ready behind the claim phase's back.
