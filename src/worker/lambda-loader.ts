@@ -6,7 +6,7 @@ import { isLambdaDefinition, type LambdaDefinition } from '../core/lambda.js';
 
 /**
  * Loads lambdas from module files (.js, .mjs, .cjs or .ts). A module exports its lambdas as
- * a default array (or a single lambda) or as named exports; a lambda is any object with a
+ * a default array, object or single lambda, or as named exports; a lambda is any object with a
  * `name` and a `handler`, so a module needs no import from Conveyor.
  */
 export async function loadLambdaModules(files: string[]): Promise<LambdaDefinition[]> {
@@ -93,7 +93,10 @@ function lambdasOf(mod: Record<string, unknown>, unwrap = true): LambdaDefinitio
   };
   const dflt = mod.default;
   if (Array.isArray(dflt)) dflt.forEach(add);
-  else add(dflt);
+  else if (isLambdaDefinition(dflt)) add(dflt);
+  // A CommonJS module's exports object: Node finds its named exports by reading the source,
+  // which misses `module.exports = { resize: { name, handler } }` (an object written inline).
+  else if (typeof dflt === 'object' && dflt !== null) Object.values(dflt).forEach(add);
   for (const [k, v] of Object.entries(mod)) {
     if (k === 'default') continue;
     if (Array.isArray(v)) v.forEach(add);

@@ -1,8 +1,13 @@
+import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { loadLambdaModules } from '../../src/worker/lambda-loader.js';
 import { tempDir } from '../helpers.js';
+
+const run = promisify(execFile);
 
 describe('lambda loader', () => {
   it('finds a default export of a module compiled to CommonJS (.ts outside a "type": "module" package, tsc output)', async () => {
@@ -25,6 +30,25 @@ describe('lambda loader', () => {
       ['echo-cjs', cjs],
     ]);
     expect(await found[0]?.handler({ a: 1 }, {} as never)).toEqual({ a: 1 });
+  });
+
+  it('finds the lambdas of a CommonJS exports object written inline, which Node does not list as named exports', async () => {
+    const dir = tempDir();
+    const inline = join(dir, 'inline.cjs');
+    writeFileSync(
+      inline,
+      `module.exports = { resize: { name: 'resize', handler: async () => 1 }, crop: { name: 'crop', handler: () => 2 } };\n`,
+    );
+    const shorthand = join(dir, 'shorthand.cjs');
+    writeFileSync(shorthand, `const thumb = { name: 'thumb', handler: () => 3 };\nmodule.exports = { thumb };\n`);
+    // In a plain Node process (the built loader), as `conveyor dev` and `conveyor worker` run:
+    // vitest's own CommonJS interop would list every key of module.exports as a named export.
+    const loader = pathToFileURL(join(import.meta.dirname, '../../dist/worker/lambda-loader.js')).href;
+    const script = `const { loadLambdaModules } = await import(${JSON.stringify(loader)});
+const found = await loadLambdaModules(${JSON.stringify([inline, shorthand])});
+process.stdout.write(JSON.stringify(found.map((l) => l.name)));`;
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script]);
+    expect(JSON.parse(stdout)).toEqual(['resize', 'crop', 'thumb']);
   });
 
   it('names the module that failed to load (a syntax error, a throw at load)', async () => {
