@@ -115,13 +115,15 @@ export const LIMITS = {
   idempotencyKeyLength: 512,
   dependsOnMax: 100,
   concurrencyMax: 10_000,
+  /** MiB: 1 TiB, past any heap V8 can address; the flag takes any size and ignores what it cannot use. */
+  memoryMbMax: 1_048_576,
   snoozeMsMax: 365 * 24 * 3_600_000,
 } as const;
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]*$/;
 
 /** Checks a lambda definition and fills in defaults; throws a TypeError naming the field. */
-export function lambdaConfigOf(def: LambdaSettings & { name: string }): LambdaConfig {
+export function lambdaConfigOf(def: LambdaSettings & { name: string; memoryMb?: number }): LambdaConfig {
   const where = `lambda ${JSON.stringify(def.name)}`;
   if (typeof def.name !== 'string' || !NAME.test(def.name) || def.name.length > LIMITS.nameLength) {
     throw new TypeError(
@@ -150,6 +152,9 @@ export function lambdaConfigOf(def: LambdaSettings & { name: string }): LambdaCo
   if (!['inline', 'thread', 'process'].includes(isolation)) {
     throw new TypeError(`${where}: isolation must be 'inline', 'thread' or 'process'`);
   }
+  // Not part of the config (it stays on the worker), but checked with it: a bad one would
+  // otherwise reach the isolate's --max-old-space-size, which warns on stderr and runs unbounded.
+  int('memoryMb', def.memoryMb, 1, LIMITS.memoryMbMax, null);
   return {
     name: def.name,
     timeoutMs: int('timeoutMs', def.timeoutMs, 1, LIMITS.timeoutMsMax, LAMBDA_DEFAULTS.timeoutMs) as number,
