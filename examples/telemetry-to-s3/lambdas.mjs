@@ -1,4 +1,4 @@
-// The job of the "1 million requests per minute" article (DESIGN section 7): clients POST
+// The job of the "1 million requests per minute" article: clients POST
 // batches of telemetry to /v1/ingest/telemetry, Conveyor turns each payload into one task of
 // this lambda, and the lambda stores the payload as one object in S3-compatible storage, or in
 // a folder that stands in for a bucket. The object key is the task id, so a retry (after a
