@@ -20,6 +20,16 @@ export function withServer(cmd: Command): Command {
 }
 
 /**
+ * --store of server and migrate. Its default is DATABASE_URL when set, but --help shows the
+ * rule, not the value: the URL usually holds the database password.
+ */
+export function storeOption(): Option {
+  return new Option('--store <location>', 'SQLite file, sqlite:PATH or postgres://...')
+    .env('CONVEYOR_STORE')
+    .default(process.env.DATABASE_URL ?? './conveyor.db', '$DATABASE_URL, else "./conveyor.db"');
+}
+
+/**
  * --insecure. Its env twin is read by insecureOf, not by commander, which would switch a flag
  * on whenever its variable exists: CONVEYOR_INSECURE=0 would have allowed an open listener.
  */

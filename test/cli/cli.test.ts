@@ -26,6 +26,15 @@ describe('CLI', () => {
     expect(readFileSync(join(import.meta.dirname, '../../docs/cli.md'), 'utf8')).toBe(cliDoc());
   });
 
+  it('does not print DATABASE_URL (and its password) as the default of --store in --help', async () => {
+    for (const cmd of ['server', 'migrate']) {
+      const { code, stdout } = await cli([cmd, '--help'], { DATABASE_URL: 'postgres://app:hunter2@db:5432/app' });
+      expect(code).toBe(0);
+      expect(stdout).not.toContain('hunter2');
+      expect(stdout).toContain('$DATABASE_URL, else "./conveyor.db"');
+    }
+  });
+
   it('has an env twin for every option of dev, server, worker and migrate, as the help says', async () => {
     const { devCommand } = await import('../../src/cli/commands/dev.js');
     const { serverCommand } = await import('../../src/cli/commands/server.js');

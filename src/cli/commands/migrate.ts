@@ -1,16 +1,12 @@
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { compileServerOptions } from '../../config/options.js';
 import { openDriver } from '../../store/open.js';
-import { action } from '../common.js';
+import { action, storeOption } from '../common.js';
 
 export function migrateCommand(): Command {
   return new Command('migrate')
     .description('apply the store migrations (servers also apply them when they start)')
-    .addOption(
-      new Option('--store <location>', 'SQLite file, sqlite:PATH or postgres://...')
-        .env('CONVEYOR_STORE')
-        .default(process.env.DATABASE_URL ?? './conveyor.db'),
-    )
+    .addOption(storeOption())
     .action(
       action(async (opts) => {
         const config = compileServerOptions({ store: opts.store });

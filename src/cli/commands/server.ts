@@ -3,16 +3,12 @@ import { envTwins, serverOptionsFromEnv } from '../../config/env.js';
 import { Conveyor } from '../../conveyor.js';
 import { checkListenable } from '../../http/listen.js';
 import { createLogger } from '../../log.js';
-import { action, insecureOf, insecureOption, intArg, onShutdown } from '../common.js';
+import { action, insecureOf, insecureOption, intArg, onShutdown, storeOption } from '../common.js';
 
 export function serverCommand(): Command {
   return new Command('server')
     .description('run a server (HTTP API, scheduler, dispatcher) on a store; workers connect to it with `conveyor worker`')
-    .addOption(
-      new Option('--store <location>', 'SQLite file, sqlite:PATH or postgres://... (env CONVEYOR_STORE or DATABASE_URL)')
-        .env('CONVEYOR_STORE')
-        .default(process.env.DATABASE_URL ?? './conveyor.db'),
-    )
+    .addOption(storeOption())
     .addOption(new Option('--port <n>', 'HTTP port').env('CONVEYOR_PORT').default(8080).argParser(intArg(0, 65535)))
     .addOption(new Option('--host <addr>', 'address to listen on').env('CONVEYOR_HOST').default('127.0.0.1'))
     .addOption(new Option('--token <token>', 'require this bearer token on /v1 routes and from workers').env('CONVEYOR_TOKEN'))
