@@ -88,7 +88,7 @@ export class SubmitBatcher {
       if (parent !== undefined) {
         failed.set(
           p,
-          new ConveyorError('unknown_dependency', `dependsOn: no task ${parent} (a parent must exist, or come earlier in the same batch)`),
+          new ConveyorError('unknown_dependency', `dependsOn: no task ${parent} (a parent must be a task that exists already)`),
         );
       }
     }

@@ -58,10 +58,7 @@ export async function insertTasks(ops: StoreOps, tasks: NewTask[], gate: GateLoo
     const missing = t.dependsOn.find((p) => !parentState.has(p));
     if (missing !== undefined) {
       out[i] = {
-        error: new ConveyorError(
-          'unknown_dependency',
-          `dependsOn: no task ${missing} (a parent must exist, or come earlier in the same batch)`,
-        ),
+        error: new ConveyorError('unknown_dependency', `dependsOn: no task ${missing} (a parent must be a task that exists already)`),
       };
       continue;
     }

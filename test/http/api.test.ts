@@ -177,6 +177,15 @@ describe('HTTP API through a real socket', () => {
       ],
       ['POST', '/v1/tasks/batch', { tasks: Array.from({ length: 51 }, () => ({ lambda: 'echo' })) }, 400, 'batch_too_large'],
       ['POST', '/v1/tasks/batch', { tasks: [] }, 400, 'validation_failed'],
+      // ids come from the server, so a batch's tasks cannot name each other: no hint that they could
+      [
+        'POST',
+        '/v1/tasks/batch',
+        { tasks: [{ lambda: 'echo', dependsOn: ['01ZZZZZZZZZZZZZZZZZZZZZZZZ'] }] },
+        400,
+        'unknown_dependency',
+        /^dependsOn: no task 01Z{24} \(a parent must be a task that exists already\)$/,
+      ],
       ['GET', '/v1/tasks/01ZZZZZZZZZZZZZZZZZZZZZZZZ', undefined, 404, 'task_not_found'],
       // a lambda name of up to 128 characters fits a path segment; past the router's limit, 414
       ['POST', `/v1/lambdas/${'l'.repeat(128)}/pause`, {}, 404, 'unknown_lambda'],
