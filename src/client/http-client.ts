@@ -20,7 +20,7 @@ const PASSING: ReadonlySet<string> = new Set(['server_unreachable', 'store_unava
 
 /**
  * The HTTP SDK for other processes: the same operations as the embedded Conveyor, over the
- * API of DESIGN section 8. Every failure is a ConveyorError with the server's code (or
+ * API of docs/api.md. Every failure is a ConveyorError with the server's code (or
  * `server_unreachable` when no answer came).
  */
 export class ConveyorClient {

@@ -105,7 +105,7 @@ export interface TaskError {
   stack?: string;
 }
 
-/** The task as the API shows it (DESIGN section 8). */
+/** The task as the API shows it (docs/api.md). */
 export interface TaskView {
   id: string;
   lambda: string;

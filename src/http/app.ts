@@ -26,7 +26,7 @@ export interface HttpOptions {
   logger: Logger;
 }
 
-/** The HTTP API of DESIGN section 8 (Fastify), errors as {"error":{"code","message"}}. */
+/** The HTTP API of docs/api.md (Fastify), errors as {"error":{"code","message"}}. */
 export async function buildApp(engine: Engine, opts: HttpOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: opts.logger.child({ role: 'http' }) as FastifyBaseLogger,

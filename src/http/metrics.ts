@@ -13,7 +13,7 @@ const SCRAPE_STORE_WAIT_MS = 2000;
 const BUCKETS_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
 /**
- * What the ingest queue (DESIGN section 7) shows to metrics; it registers itself with
+ * What the ingest queue (docs/api.md, "Ingestion") shows to metrics; it registers itself with
  * {@link ConveyorMetrics.attachIngest}. Both are read on scrape.
  */
 export interface IngestMetricsSource {
@@ -126,10 +126,10 @@ export class ConveyorMetrics {
   }
 
   // --- Metrics of other parts register here. -------------------------------------------------
-  // Ingest (DESIGN section 7) exists as an interface only so far. Sharding (assigner rounds:
-  // imbalance, churn, generation) and events (cursor lag, stuck subjects, superseded) should add
-  // an attach method of the same shape when they are built: gauges read on scrape, counters
-  // from the part's own cumulative totals (counterOf), never a call per item.
+  // Ingest attaches here. Sharding (assigner rounds: imbalance, churn, generation) and events
+  // (cursor lag, stuck subjects, superseded) should add an attach method of the same shape when
+  // they are built: gauges read on scrape, counters from the part's own cumulative totals
+  // (counterOf), never a call per item.
 
   /** Registers the ingest queue's depth and shed count. */
   attachIngest(source: IngestMetricsSource): void {

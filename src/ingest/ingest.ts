@@ -44,7 +44,7 @@ const VERSION_MAX = 128;
 const FIELDS = ['token', 'version', 'data'];
 
 /**
- * The ingestion endpoint's work (DESIGN section 7): each payload of a request becomes one task
+ * The ingestion endpoint's work (docs/api.md, "Ingestion"): each payload of a request becomes one task
  * of the lambda; the request's payloads are queued all or none in a bounded intake queue, and
  * the answer waits until a batch writer committed them ("durable before acknowledged"). A full
  * queue answers 429 at once.

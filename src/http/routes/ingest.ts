@@ -6,7 +6,7 @@ import { resource } from '../route.js';
 const params = { type: 'object', required: ['lambda'], properties: { lambda: { type: 'string', maxLength: 128 } } };
 
 /**
- * POST /v1/ingest/:lambda (DESIGN section 7): `{"token"?, "version"?, "data": [payload, ...]}`
+ * POST /v1/ingest/:lambda (docs/api.md, "Ingestion"): `{"token"?, "version"?, "data": [payload, ...]}`
  * -> 202 `{"accepted": n}` once the n tasks are committed; 429 queue_full with Retry-After when
  * the intake queue has no room for them; 400, 404, 405, 413 as everywhere else.
  */
