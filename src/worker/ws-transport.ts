@@ -119,7 +119,6 @@ export class WsTransport implements WorkerTransport {
     let up = false;
     ws.on('open', () => {
       up = true;
-      this.attempt = 0;
       this.opts.log.info({ server: this.opts.server }, 'connected');
       // Checked from the start: a connection can die before the welcome too.
       ws.on('pong', () => {
@@ -136,6 +135,9 @@ export class WsTransport implements WorkerTransport {
         this.opts.log.warn('server sent a frame that is not JSON; ignored');
         return;
       }
+      // Only a welcome shows the connection works: one the server closes after the upgrade (a
+      // hello refused, its store away) backs off like a refused connect, not every 100 ms.
+      if (frame.type === 'welcome') this.attempt = 0;
       this.onFrame(frame);
     });
     ws.on('unexpected-response', (req, res) => {
