@@ -28,21 +28,34 @@ export interface RemoteWorkerOptions extends WorkerOptions {
 export class Worker {
   private readonly controller: Controller;
   private welcomed!: () => void;
-  private refused!: (err: Error) => void;
+  private refusedFirst!: (err: Error) => void;
+  private refusedAny!: (err: Error) => void;
   /**
    * Resolves once a server has welcomed this worker (its lambdas are registered there); rejects
    * with `unauthorized` if the server refuses the token (the worker then stops trying).
    */
   readonly ready = new Promise<void>((resolve, reject) => {
     this.welcomed = resolve;
-    this.refused = reject;
+    this.refusedFirst = reject;
+  });
+  /**
+   * Rejects with `unauthorized` whenever a server refuses the token, also after `ready` (a server
+   * restarted with another token): the worker has stopped trying then. Never resolves.
+   */
+  readonly refused = new Promise<never>((_resolve, reject) => {
+    this.refusedAny = reject;
   });
 
   constructor(opts: RemoteWorkerOptions) {
     const { server = 'http://127.0.0.1:8080', token, lambdas, logger = silentLogger, events, maxResultBytes, ...rest } = opts;
     // Nobody need await ready: a refusal is also logged, never an unhandled rejection.
     this.ready.catch(() => undefined);
-    const transport = new WsTransport({ server, token, log: logger, onRefused: (err) => this.refused(err) });
+    this.refused.catch(() => undefined);
+    const onRefused = (err: Error) => {
+      this.refusedFirst(err);
+      this.refusedAny(err);
+    };
+    const transport = new WsTransport({ server, token, log: logger, onRefused });
     const withReady: ControllerEvents = {
       ...events,
       ready: () => {

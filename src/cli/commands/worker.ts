@@ -46,11 +46,15 @@ export function workerCommand(): Command {
         );
         // The id goes to stdout once the server has welcomed the worker: its lambdas are
         // registered there from that moment (scripts and tests wait for this line).
-        await worker.ready.catch(async (err) => {
+        const refused = async (err: unknown) => {
           await worker.stop(0);
           throw err;
-        });
+        };
+        await worker.ready.catch(refused);
         process.stdout.write(`${worker.id}\n`);
+        // A server that refuses the token later (restarted with another one) ends the worker as
+        // at the first connection: with status 1, so a supervisor sees it failed.
+        await worker.refused.catch(refused);
       }),
     );
 }
