@@ -128,7 +128,14 @@ export class Conveyor {
     // A deep accept queue (Node's default is 511): a burst of ingest clients connecting at once
     // beyond it has its SYNs dropped and retried by TCP after 1, 3, 7 s; the kernel caps it at
     // net.core.somaxconn (4096 on current Linux).
-    return app.listen({ port: opts.port ?? 8080, host, backlog: 4096 });
+    try {
+      return await app.listen({ port: opts.port ?? 8080, host, backlog: 4096 });
+    } catch (err) {
+      // A port in use: kept, the app would refuse every later listen as 'already listening'.
+      if (this.app === app) this.app = null;
+      await app.close();
+      throw err;
+    }
   }
 
   /** Submits one task; resolves once it is durable. */
