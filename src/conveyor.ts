@@ -54,6 +54,8 @@ export class Conveyor {
   private starting: Promise<this> | null = null;
   private controller: Controller | null = null;
   private app: Awaited<ReturnType<typeof buildApp>> | null = null;
+  /** Ends of the waitFor calls in progress: close() ends them, as no task ends after it. */
+  private readonly waits = new Set<(err: unknown) => void>();
   private readonly opts: ConveyorOptions;
 
   constructor(opts: ConveyorOptions = {}) {
@@ -178,7 +180,7 @@ export class Conveyor {
     return this.engine.lambdas();
   }
 
-  /** Resolves with the task once it is terminal (SUCCESS, FATAL_FAILURE or CANCELLED); rejects after `timeoutMs` (30 s by default). */
+  /** Resolves with the task once it is terminal (SUCCESS, FATAL_FAILURE or CANCELLED); rejects after `timeoutMs` (30 s by default), or with `shutting_down` once close() is done. */
   async waitFor(id: string, opts: { timeoutMs?: number } = {}): Promise<TaskView> {
     const engine = this.engine;
     const timeoutMs = waitTimeoutOf(opts.timeoutMs, 30_000);
@@ -188,6 +190,7 @@ export class Conveyor {
       const finish = (err: unknown) => {
         if (done) return;
         done = true;
+        this.waits.delete(finish);
         clearTimeout(timer);
         if (poll) clearTimeout(poll);
         engine.events.off('ended', onEnded);
@@ -202,6 +205,7 @@ export class Conveyor {
         timeoutMs,
       );
       engine.events.on('ended', onEnded);
+      this.waits.add(finish);
       // 'ended' is heard only from this server's own commits: on a store other servers write
       // too, the end of a task run through one of them is read from the store (as the SDK does).
       const multiProcess = engine.store.driver.capabilities.multiProcess;
@@ -232,6 +236,8 @@ export class Conveyor {
     this.controller = null;
     await this.engineRef?.close();
     this.engineRef = null;
+    // Left alone, a wait's timer held the process open until its timeout (30 s or more).
+    for (const finish of this.waits) finish(new ConveyorError('shutting_down', 'Conveyor was closed before the task ended'));
   }
 }
 
