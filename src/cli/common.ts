@@ -1,5 +1,6 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { ConveyorClient } from '../client/http-client.js';
+import type { Conveyor, ListenOptions } from '../conveyor.js';
 import { ConveyorError } from '../errors.js';
 import { isUnavailable } from '../store/store-error.js';
 
@@ -88,6 +89,20 @@ export function listOf(value: string[] | string | undefined): string[] {
     .flatMap((v) => v.split(','))
     .map((v) => v.trim())
     .filter(Boolean);
+}
+
+/**
+ * Listens once the store is open and the server roles run: if that fails (the port taken), they
+ * are closed before the error is reported, or a PostgreSQL pool and the duties this server took
+ * kept the process up, serving nothing.
+ */
+export async function listenOrClose(conveyor: Conveyor, opts: ListenOptions): Promise<string> {
+  try {
+    return await conveyor.listen(opts);
+  } catch (err) {
+    await conveyor.close().catch(() => undefined);
+    throw err;
+  }
 }
 
 /**

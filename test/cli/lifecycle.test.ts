@@ -1,7 +1,9 @@
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { conveyor, freePort } from '../crash/processes.js';
-import { tempDir } from '../helpers.js';
+import { onCleanup, tempDir } from '../helpers.js';
+import { describeIf, freshSchema, pgUnreachable } from '../pg/pg-env.js';
 
 const LAMBDAS = join(import.meta.dirname, '../../examples/quickstart/lambdas.mjs');
 
@@ -22,4 +24,18 @@ describe('CLI process lifecycles', () => {
     expect(await worker.exited).toBe(1);
     expect(worker.stderr()).toMatch(/^error: the server refused the token \(unauthorized\)$/m);
   });
+});
+
+describeIf(await pgUnreachable(), 'CLI process lifecycles on PostgreSQL', () => {
+  it('conveyor server exits 1 when its port is taken, instead of staying up on its open store', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    onCleanup(() => new Promise<void>((r) => taken.close(() => r())));
+    const { port } = taken.address() as { port: number };
+    const server = conveyor(['server', '--store', freshSchema().url, '--port', String(port)]);
+    // The pool's connections (and the duties the server took) held the process after the error.
+    const code = await Promise.race([server.exited, new Promise((r) => setTimeout(() => r('still running'), 10_000))]);
+    expect(code).toBe(1);
+    expect(server.stderr()).toMatch(/^error: listen EADDRINUSE/m);
+  }, 20_000);
 });

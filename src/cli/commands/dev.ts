@@ -4,7 +4,7 @@ import { Conveyor } from '../../conveyor.js';
 import { checkListenable } from '../../http/listen.js';
 import { createLogger } from '../../log.js';
 import { loadLambdaModules } from '../../worker/lambda-loader.js';
-import { action, insecureOf, insecureOption, intArg, listOf, onShutdown } from '../common.js';
+import { action, insecureOf, insecureOption, intArg, listenOrClose, listOf, onShutdown } from '../common.js';
 
 export function devCommand(): Command {
   return new Command('dev')
@@ -41,7 +41,7 @@ export function devCommand(): Command {
           logger: log,
         });
         await conveyor.start();
-        const url = await conveyor.listen({ port: opts.port, host: opts.host, token: opts.token, insecure });
+        const url = await listenOrClose(conveyor, { port: opts.port, host: opts.host, token: opts.token, insecure });
         log.info(
           { store: opts.db, lambdas: lambdas.map((l) => l.name), concurrency: opts.concurrency },
           `Conveyor dev server on ${url} (Ctrl-C to stop)`,

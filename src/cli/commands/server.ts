@@ -3,7 +3,7 @@ import { envTwins, serverOptionsFromEnv } from '../../config/env.js';
 import { Conveyor } from '../../conveyor.js';
 import { checkListenable } from '../../http/listen.js';
 import { createLogger } from '../../log.js';
-import { action, insecureOf, insecureOption, intArg, onShutdown, storeOption } from '../common.js';
+import { action, insecureOf, insecureOption, intArg, listenOrClose, onShutdown, storeOption } from '../common.js';
 
 export function serverCommand(): Command {
   return new Command('server')
@@ -22,7 +22,7 @@ export function serverCommand(): Command {
         const log = createLogger({ pretty: process.stderr.isTTY });
         const conveyor = new Conveyor({ ...serverOptionsFromEnv(), store: opts.store, logger: log, worker: false });
         await conveyor.start();
-        const url = await conveyor.listen({ port: opts.port, host: opts.host, token: opts.token, insecure });
+        const url = await listenOrClose(conveyor, { port: opts.port, host: opts.host, token: opts.token, insecure });
         log.info({ store: redact(opts.store) }, `Conveyor server on ${url}`);
         process.stdout.write(`${url}\n`);
         onShutdown(() => conveyor.close(), log);
