@@ -228,8 +228,12 @@ export class Dispatcher implements Handout {
 
   /** Tasks of these lambdas may have become ready (insert, sweep, resume, release). */
   markReady(lambdas: Iterable<string>): void {
+    // Only a lambda that was not marked calls for a claim phase: one still marked is claimed
+    // for by the next one anyway (after every commit, PostgreSQL's flushes mark again what they
+    // left ready, and a poke each time cost an empty flush).
     let any = false;
     for (const l of lambdas) {
+      if (this.ready.has(l)) continue;
       this.ready.add(l);
       any = true;
     }
