@@ -2,6 +2,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
 import { compileWorkerOptions } from '../../src/config/options.js';
+import type { Handler } from '../../src/core/lambda.js';
 import { MAX_FRAME_BYTES } from '../../src/http/routes/workers.js';
 import type { Logger } from '../../src/log.js';
 import { workerFrameJson } from '../../src/protocol/codec.js';
@@ -57,6 +58,15 @@ const taskFrame = (n: number): TaskFrame => ({
 });
 const reports = (frames: WorkerFrame[]) => frames.filter((f): f is ReportFrame => f.type === 'report');
 const doneIn = (frames: WorkerFrame[]) => reports(frames).flatMap((r) => r.done ?? []);
+
+/** A started controller of one `echo` lambda on a fake link, once it has sent its hello (not welcomed yet). */
+async function helloFrom(handler: Handler, opts: { concurrency: number; prefetch: number }) {
+  const link = fakeLink();
+  const c = new Controller([{ name: 'echo', handler }], compileWorkerOptions(opts), link.transport, systemClock, pino({ level: 'silent' }));
+  c.start();
+  await until(() => link.sent.some((f) => f.type === 'hello'), 2000, 'hello');
+  return { link, c };
+}
 
 /** A started worker of one echo lambda on a fake link, with `slots` slots and no prefetch. */
 function echoWorker(slots: number, log: Logger) {
@@ -123,17 +133,8 @@ describe('a worker keeps outcomes until the server acknowledges them', () => {
   });
 
   it("keeps each report frame under the server's frame limit when large results piled up", async () => {
-    const link = fakeLink();
     const big = 'x'.repeat(1024 * 1024 - 2); // each result at the 1 MiB default limit, as JSON
-    const c = new Controller(
-      [{ name: 'echo', handler: async () => big }],
-      compileWorkerOptions({ concurrency: 80, prefetch: 0 }),
-      link.transport,
-      systemClock,
-      pino({ level: 'silent' }),
-    );
-    c.start();
-    await until(() => link.sent.some((f) => f.type === 'hello'), 2000, 'hello');
+    const { link, c } = await helloFrom(async () => big, { concurrency: 80, prefetch: 0 });
     link.answer(welcome);
     link.drop(); // the server restarts while 80 attempts end
     link.answer({ type: 'tasks', tasks: Array.from({ length: 80 }, (_, i) => taskFrame(i)) });
@@ -312,18 +313,9 @@ describe('heartbeats of a worker', () => {
 
 describe('a reconnecting worker', () => {
   it('says in its hello which attempts it still holds, running or buffered, with their lambdas', async () => {
-    const link = fakeLink();
     let release!: () => void;
     const running = new Promise<void>((r) => (release = r));
-    const c = new Controller(
-      [{ name: 'echo', handler: () => running }],
-      compileWorkerOptions({ concurrency: 1, prefetch: 1 }),
-      link.transport,
-      systemClock,
-      pino({ level: 'silent' }),
-    );
-    c.start();
-    await until(() => link.sent.some((f) => f.type === 'hello'), 2000, 'hello');
+    const { link, c } = await helloFrom(() => running, { concurrency: 1, prefetch: 1 });
     expect(link.sent.find((f) => f.type === 'hello')).toMatchObject({ capacity: 2, held: [] });
     link.answer(welcome);
     link.answer({ type: 'tasks', tasks: [taskFrame(1), taskFrame(2)] }); // one runs, one waits
@@ -346,16 +338,7 @@ describe('a reconnecting worker', () => {
 
 describe('a worker at the largest settings', () => {
   it('sends frames the server accepts when it holds more than 100,000 tasks', async () => {
-    const link = fakeLink();
-    const c = new Controller(
-      [{ name: 'echo', handler: () => new Promise(() => {}) }],
-      compileWorkerOptions({ concurrency: 1, prefetch: 100_000 }),
-      link.transport,
-      systemClock,
-      pino({ level: 'silent' }),
-    );
-    c.start();
-    await until(() => link.sent.some((f) => f.type === 'hello'), 2000, 'hello');
+    const { link, c } = await helloFrom(() => new Promise(() => {}), { concurrency: 1, prefetch: 100_000 });
     link.answer({ ...welcome, heartbeatMs: 50, leaseMs: 200 });
     link.answer({ type: 'tasks', tasks: Array.from({ length: 100_001 }, (_, i) => taskFrame(i)) });
     const held = (f: WorkerFrame) => (f.type === 'heartbeat' || f.type === 'hello' ? (f.held?.length ?? 0) : 0);
@@ -376,17 +359,8 @@ describe('a worker at the largest settings', () => {
 
 describe('what a handler throws', () => {
   it('is reported as a failure the server accepts, whatever its message and name hold', async () => {
-    const link = fakeLink();
     const odd = Object.assign(new Error('x'), { message: { status: 500 }, name: 7 });
-    const c = new Controller(
-      [{ name: 'echo', handler: async () => Promise.reject(odd) }],
-      compileWorkerOptions({ concurrency: 1, prefetch: 0 }),
-      link.transport,
-      systemClock,
-      pino({ level: 'silent' }),
-    );
-    c.start();
-    await until(() => link.sent.some((f) => f.type === 'hello'), 2000, 'hello');
+    const { link, c } = await helloFrom(async () => Promise.reject(odd), { concurrency: 1, prefetch: 0 });
     link.answer(welcome);
     link.answer({ type: 'tasks', tasks: [taskFrame(1)] });
     // Before: a TypeError in the worker's own code (an unhandled rejection that ends a Node process), no outcome, the slot lost.
