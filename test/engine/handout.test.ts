@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { compileServerOptions } from '../../src/config/options.js';
-import { lambdaConfigOf } from '../../src/core/lambda.js';
+import { compileServerOptions, type ServerOptions } from '../../src/config/options.js';
+import { type LambdaConfig, lambdaConfigOf } from '../../src/core/lambda.js';
 import type { ClaimedRow, TaskRow } from '../../src/core/task.js';
 import { silentLogger } from '../../src/log.js';
-import { PROTOCOL_VERSION, type ServerFrame } from '../../src/protocol/frames.js';
+import { type HelloFrame, PROTOCOL_VERSION, type ServerFrame } from '../../src/protocol/frames.js';
 import { parseWorkerFrame } from '../../src/protocol/validate.js';
 import { Dispatcher, type Session } from '../../src/server/dispatcher.js';
 import { Engine } from '../../src/server/engine.js';
@@ -206,6 +206,24 @@ function cappedWorker() {
   return { d, s, clock, asked, claim };
 }
 
+/** A started engine on a fresh SQLite file, with these lambdas registered. */
+async function startedEngine(lambdas: LambdaConfig[], opts: ServerOptions = {}): Promise<Engine> {
+  const engine = await Engine.open(compileServerOptions({ store: join(tempDir(), 'engine.db'), heartbeatMs: 1000, ...opts }), silentLogger);
+  onCleanup(() => engine.close());
+  engine.start();
+  await engine.registerLambdas(lambdas);
+  return engine;
+}
+
+/** A worker connection to `engine` that keeps what it is sent; `hello` says hello on it. */
+function workerOn(engine: Engine) {
+  const frames: ServerFrame[] = [];
+  const tasks: TaskRow[] = [];
+  const side = engine.connectWorker({ sendTasks: (rows) => tasks.push(...rows), send: (f) => frames.push(f), close: () => {} });
+  const hello = (f: Omit<HelloFrame, 'type' | 'protocol'>) => side.onFrame({ type: 'hello', protocol: PROTOCOL_VERSION, ...f });
+  return { side, frames, tasks, hello };
+}
+
 describe('per-lambda caps', () => {
   it("keeps a worker's places from filling with a lambda it runs one at a time, so its other lambdas do not wait on it", async () => {
     const order: string[] = [];
@@ -250,14 +268,9 @@ describe('per-lambda caps', () => {
   });
 
   it('counts what a reconnecting worker still holds against the caps, from its hello', async () => {
-    const engine = await Engine.open(compileServerOptions({ store: join(tempDir(), 'caps.db'), heartbeatMs: 1000 }), silentLogger);
-    onCleanup(() => engine.close());
-    engine.start();
     const lambdas = [lambdaConfigOf({ name: 'capped', concurrency: 1 }), lambdaConfigOf({ name: 'quick' })];
-    await engine.registerLambdas(lambdas);
-    const frames: ServerFrame[] = [];
-    const tasks: TaskRow[] = [];
-    const side = engine.connectWorker({ sendTasks: (rows) => tasks.push(...rows), send: (f) => frames.push(f), close: () => {} });
+    const engine = await startedEngine(lambdas);
+    const { side, frames, tasks } = workerOn(engine);
     // Back after a dropped connection, still holding two tasks of the capped lambda (one
     // running, one waiting: its two rounds). Through the frame check, as over the socket.
     const hello = {
@@ -316,14 +329,8 @@ describe('claims for a worker that leaves', () => {
   });
 
   it('runs such a task on the next worker without a lease to wait out or an attempt spent', async () => {
-    const engine = await Engine.open(
-      compileServerOptions({ store: join(tempDir(), 'left.db'), leaseMs: 60_000, heartbeatMs: 1000 }),
-      silentLogger,
-    );
-    onCleanup(() => engine.close());
-    engine.start();
     const lambdas = [lambdaConfigOf({ name: 'job' })];
-    await engine.registerLambdas(lambdas);
+    const engine = await startedEngine(lambdas, { leaseMs: 60_000 });
     const [{ task }] = await engine.submit([{ lambda: 'job', payload: 1 }]); // ready, no worker yet
     // The claim's commit is made durable slowly: the worker leaves in between.
     const durable = engine.store.durable.bind(engine.store);
@@ -334,47 +341,27 @@ describe('claims for a worker that leaves', () => {
       await new Promise((r) => setTimeout(r, 50));
       return durable();
     };
-    const hello = (workerId: string, tasks: TaskRow[]) => {
-      const side = engine.connectWorker({ sendTasks: (rows) => tasks.push(...rows), send: () => {}, close: () => {} });
-      side.onFrame({ type: 'hello', protocol: PROTOCOL_VERSION, workerId, lambdas, capacity: 1, concurrency: 1 });
-      return side;
-    };
-    const first: TaskRow[] = [];
-    const gone = hello('w1', first);
+    const first = workerOn(engine);
+    first.hello({ workerId: 'w1', lambdas, capacity: 1, concurrency: 1 });
     await left;
-    gone.onClose();
+    first.side.onClose();
     engine.store.durable = durable;
-    const second: TaskRow[] = [];
-    hello('w2', second);
-    await until(() => second.length === 1, 5000, 'the task handed to the next worker');
-    expect(first).toEqual([]);
-    expect(second[0]).toMatchObject({ id: task.id, attempt: 2, tries: 1 });
+    const second = workerOn(engine);
+    second.hello({ workerId: 'w2', lambdas, capacity: 1, concurrency: 1 });
+    await until(() => second.tasks.length === 1, 5000, 'the task handed to the next worker');
+    expect(first.tasks).toEqual([]);
+    expect(second.tasks[0]).toMatchObject({ id: task.id, attempt: 2, tries: 1 });
   });
 });
 
 describe('hand-out after a failed flush', () => {
   it('claims what a write retried alone made ready before a later, lower-priority insert', async () => {
     // A sweep interval far beyond the test: no tick marks every lambda ready behind the claim phase's back.
-    const engine = await Engine.open(
-      compileServerOptions({ store: join(tempDir(), 'alone.db'), heartbeatMs: 1000, sweepIntervalMs: 60_000 }),
-      silentLogger,
-    );
-    onCleanup(() => engine.close());
-    engine.start();
-    await engine.registerLambdas([lambdaConfigOf({ name: 'job' })]);
+    const engine = await startedEngine([lambdaConfigOf({ name: 'job' })], { sweepIntervalMs: 60_000 });
     const [{ task: urgent }] = await engine.submit([{ lambda: 'job', priority: 10, payload: 'urgent' }]);
     await engine.cancel(urgent.id);
-    const frames: ServerFrame[] = [];
-    const tasks: TaskRow[] = [];
-    const side = engine.connectWorker({ sendTasks: (rows) => tasks.push(...rows), send: (f) => frames.push(f), close: () => {} });
-    side.onFrame({
-      type: 'hello',
-      protocol: PROTOCOL_VERSION,
-      workerId: 'w1',
-      lambdas: [lambdaConfigOf({ name: 'job' })],
-      capacity: 1,
-      concurrency: 1,
-    });
+    const { side, frames, tasks, hello } = workerOn(engine);
+    hello({ workerId: 'w1', lambdas: [lambdaConfigOf({ name: 'job' })], capacity: 1, concurrency: 1 });
     await until(() => frames.some((f) => f.type === 'welcome'), 5000, 'welcome');
     await until(() => !engine.dispatcher.mayHaveReady('job'), 5000, 'the first, empty claim');
     const [{ task: busy }] = await engine.submit([{ lambda: 'job', payload: 'busy' }]);
