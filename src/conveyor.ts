@@ -54,6 +54,9 @@ export class Conveyor {
   private starting: Promise<this> | null = null;
   private controller: Controller | null = null;
   private app: Awaited<ReturnType<typeof buildApp>> | null = null;
+  /** A listen under way (two at once would each build an app, and the first would leak). */
+  private binding = false;
+  private closing: Promise<void> | null = null;
   /** Ends of the waitFor calls in progress: close() ends them, as no task ends after it. */
   private readonly waits = new Set<(err: unknown) => void>();
   private readonly opts: ConveyorOptions;
@@ -124,8 +127,15 @@ export class Conveyor {
   async listen(opts: ListenOptions = {}): Promise<string> {
     const host = opts.host ?? '127.0.0.1';
     checkListenable(opts);
-    if (this.app) throw new ConveyorError('validation_failed', 'already listening');
-    const app = await buildApp(this.engine, { token: opts.token, bodyLimit: opts.bodyLimit, logger: this.opts.logger ?? silentLogger });
+    if (this.app || this.binding) throw new ConveyorError('validation_failed', 'already listening');
+    this.binding = true;
+    const app = await buildApp(this.engine, {
+      token: opts.token,
+      bodyLimit: opts.bodyLimit,
+      logger: this.opts.logger ?? silentLogger,
+    }).finally(() => {
+      this.binding = false;
+    });
     this.app = app;
     // A deep accept queue (Node's default is 511): a burst of ingest clients connecting at once
     // beyond it has its SYNs dropped and retried by TCP after 1, 3, 7 s; the kernel caps it at
@@ -226,8 +236,18 @@ export class Conveyor {
     });
   }
 
-  /** Drains the in-process worker (running attempts get the grace period), then closes the store. */
-  async close(): Promise<void> {
+  /**
+   * Drains the in-process worker (running attempts get the grace period), then closes the store.
+   * Calls made while a close runs wait for that one rather than draining again.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown().finally(() => {
+      this.closing = null;
+    });
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
     await this.starting?.catch(() => undefined);
     this.starting = null;
     await this.app?.close();
