@@ -1,12 +1,13 @@
+import { systemRandom } from '../clock.js';
+import { backoffDelayMs } from '../core/backoff.js';
 import type { ClaimedRow } from '../core/task.js';
 import type { WorkerLink } from '../server/dispatcher.js';
 import { taskFrameOf } from './codec.js';
 import type { ServerFrame, WorkerFrame } from './frames.js';
 import type { WorkerTransport } from './transport.js';
 
-/** Waits before the worker side connects again after the server side closed the link: 100 ms, doubling to 5 s. */
-const RECONNECT_MIN_MS = 100;
-const RECONNECT_MAX_MS = 5000;
+/** Waits before the worker side connects again after the server side closed the link: 100 ms, doubling to 5 s (as a remote worker's). */
+const RECONNECT = { baseMs: 100, maxMs: 5000, factor: 2 };
 
 /**
  * A worker and a server in one process (conveyor dev, embedded use): the same frames as the
@@ -43,7 +44,7 @@ export function inProcessPair(serverSide: (link: WorkerLink) => { onFrame(f: Wor
         s?.onClose();
         worker?.onState('down');
         if (closed) return;
-        const delay = Math.min(RECONNECT_MAX_MS, RECONNECT_MIN_MS * 2 ** retries++);
+        const delay = backoffDelayMs(++retries, RECONNECT, systemRandom);
         retry = setTimeout(() => {
           retry = null;
           if (!closed) connect();

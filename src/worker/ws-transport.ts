@@ -1,5 +1,6 @@
 import WebSocket from 'ws';
 import { systemRandom } from '../clock.js';
+import { backoffDelayMs } from '../core/backoff.js';
 import { ConveyorError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { workerFrameJson } from '../protocol/codec.js';
@@ -175,10 +176,8 @@ export class WsTransport implements WorkerTransport {
 
   private scheduleReconnect(): void {
     if (this.closed) return;
-    const min = this.opts.reconnectMinMs ?? 100;
-    const max = this.opts.reconnectMaxMs ?? 5000;
-    const base = Math.min(max, min * 2 ** this.attempt++);
-    const delay = base / 2 + (systemRandom.float() * base) / 2;
+    const backoff = { baseMs: this.opts.reconnectMinMs ?? 100, maxMs: this.opts.reconnectMaxMs ?? 5000, factor: 2 };
+    const delay = backoffDelayMs(++this.attempt, backoff, systemRandom);
     this.timer = setTimeout(() => this.open(), delay);
   }
 }
