@@ -4,20 +4,21 @@ import { StoreError, storeErrorOf } from '../store-error.js';
 import { type BetterSqlite3, Database } from './better-sqlite3.js';
 
 /**
- * A second, read-only connection in a worker thread, for reads that scan (task counts by
- * lambda and state over every row): better-sqlite3 is synchronous, so on the main connection
- * such a scan would stop the event loop (1.06 s for 1,000,000 tasks, measured). WAL lets this
- * reader run beside the writer; it sees the last committed state.
+ * A second connection in a worker thread, for statements too slow for the event loop:
+ * better-sqlite3 is synchronous, so on the main connection they would stop it. Read-only for
+ * reads that scan (task counts by lambda and state over every row: 1.06 s for 1,000,000 tasks,
+ * measured); WAL lets such a reader run beside the writer and see the last committed state.
+ * Writable for checkpoints, which copy the WAL into the database file beside the writer too.
  */
-export class ReaderThread {
+export class SqliteThread {
   private readonly thread: Worker;
   private seq = 0;
   private readonly waiting = new Map<number, { resolve(v: unknown[]): void; reject(e: Error): void }>();
   /** Why the thread is gone (it failed, or was closed): a message posted to it now is never answered. */
   private endedBy: Error | null = null;
 
-  constructor(path: string) {
-    this.thread = startThread(new URL(import.meta.url), { workerData: { path } });
+  constructor(path: string, opts: { readonly: boolean }) {
+    this.thread = startThread(new URL(import.meta.url), { workerData: { path, readonly: opts.readonly } });
     this.thread.unref();
     this.thread.on('message', (m: { id: number; rows?: unknown[]; error?: string; code?: string }) => {
       const w = this.waiting.get(m.id);
@@ -27,9 +28,9 @@ export class ReaderThread {
     });
     // A SqliteError reaches here as a plain object holding only its code.
     this.thread.on('error', (err: { message?: string; code?: string }) =>
-      this.end(nativeError(err.message ?? 'the reader thread failed', err.code)),
+      this.end(nativeError(err.message ?? 'the SQLite thread failed', err.code)),
     );
-    this.thread.on('exit', () => this.end(new StoreError('unavailable', 'sqlite: the reader thread ended')));
+    this.thread.on('exit', () => this.end(new StoreError('unavailable', 'sqlite: the SQLite thread ended')));
   }
 
   /** Whether the thread is gone; the driver then starts another. */
@@ -63,7 +64,8 @@ function nativeError(message: string, code: string | undefined): Error {
 }
 
 if (!isMainThread && parentPort && (workerData as { path?: string })?.path) {
-  const db = new Database((workerData as { path: string }).path, { readonly: true, fileMustExist: true });
+  const { path, readonly } = workerData as { path: string; readonly: boolean };
+  const db = new Database(path, { readonly, fileMustExist: true });
   db.pragma('busy_timeout = 5000');
   const statements = new Map<string, BetterSqlite3.Statement>();
   parentPort.on('message', (m: { id: number; sql: string; params: object }) => {
