@@ -1,4 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -54,5 +56,35 @@ describe('SQLite checkpoints', () => {
     expect(restarts).toBeGreaterThan(0); // the WAL started again from its beginning
     const counts = await d.scan('taskCounts');
     expect(counts.reduce((n, r) => n + Number(r.count), 0)).toBe(310 * 80);
+  });
+
+  it('keep the locks of another driver on the same file when one closes (closing any -shm descriptor drops them all)', async () => {
+    const path = join(tempDir(), 'two.db');
+    const a = new SqliteDriver({ path });
+    await a.migrate();
+    const b = new SqliteDriver({ path });
+    onCleanup(() => b.close());
+    await a.transaction(async (q) => q.gateList(), { sync: false });
+    await new Promise((r) => setTimeout(r, 150)); // a's checkpoint timer has read the -shm
+    // Another process asks for the write lock without waiting.
+    const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
+    const writeLock = () =>
+      execFileSync(
+        process.execPath,
+        [
+          '-e',
+          `const db = new (require(${JSON.stringify(sqlite)}))(${JSON.stringify(path)});
+          db.pragma('busy_timeout = 0');
+          try { db.exec('BEGIN IMMEDIATE'); console.log('taken'); } catch (e) { console.log(e.code); }`,
+        ],
+        { encoding: 'utf8' },
+      ).trim();
+    const answers: string[] = [];
+    await b.transaction(async () => {
+      answers.push(writeLock());
+      await a.close();
+      answers.push(writeLock()); // b's transaction still holds it
+    });
+    expect(answers).toEqual(['SQLITE_BUSY', 'SQLITE_BUSY']);
   });
 });

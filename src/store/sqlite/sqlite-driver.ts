@@ -1,4 +1,4 @@
-import { closeSync, fdatasync, mkdirSync, openSync, readSync } from 'node:fs';
+import { closeSync, fdatasync, mkdirSync, openSync, readSync, realpathSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { dirname } from 'node:path';
@@ -19,6 +19,14 @@ const CHECKPOINT_FRAMES = 1000;
 const WAL_RESTART_FRAMES = 4000;
 /** Where SQLite's own checkpoint in COMMIT takes over, should the thread fall behind. */
 const WAL_BACKSTOP_FRAMES = 16000;
+
+/**
+ * The wal-index (-shm) files read by walIndex(), one descriptor per database file for the whole
+ * process, with the drivers that have that file open. Closing any descriptor of a file drops
+ * every POSIX lock this process holds on it, SQLite's included (those of another driver on the
+ * same file too): so the descriptor is closed only when the last of them has closed its database.
+ */
+const shmFiles = new Map<string, { fd: number | null; drivers: number }>();
 
 export interface SqliteOptions {
   /** Database file; `:memory:` for a throw-away store. */
@@ -64,8 +72,8 @@ export class SqliteDriver implements Driver {
   private checkpointAgain = false;
   /** The thread's last checkpoint found a long WAL: finish it here, between transactions (see checkpointSoon()). */
   private restartWal = false;
-  /** The wal-index (the -shm file), read for the WAL's length (see walIndex()). */
-  private shmFd: number | null = null;
+  /** The wal-index (the -shm file), read for the WAL's length (see walIndex() and shmFiles). */
+  private readonly shm: { key: string; file: { fd: number | null; drivers: number } } | null = null;
   private readonly path: string;
   private pragmaSync: 'FULL' | 'NORMAL' = 'NORMAL';
   private readonly sql = loadQueries(new URL('./sql/', import.meta.url));
@@ -80,6 +88,8 @@ export class SqliteDriver implements Driver {
   private closed: StoreError | null = null;
   /** Set when close() has let the WAL go: no fdatasync may reopen it. */
   private ended = false;
+  /** Set when close() has let this driver's share of the -shm descriptor go (see shmFiles). */
+  private released = false;
 
   constructor(opts: SqliteOptions) {
     if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
@@ -102,6 +112,17 @@ export class SqliteDriver implements Driver {
     this.db.pragma('cache_size = -65536');
     this.db.pragma('temp_store = MEMORY');
     this.queries = sqliteQueries(this);
+    if (opts.path !== ':memory:') {
+      // The name SQLite opens the -shm by (it follows symbolic links), shared by every driver on the file.
+      let key = opts.path;
+      try {
+        key = realpathSync(opts.path);
+      } catch {}
+      const file = shmFiles.get(key) ?? { fd: null, drivers: 0 };
+      file.drivers++;
+      shmFiles.set(key, file);
+      this.shm = { key, file };
+    }
   }
 
   /** Runs a scanning read on the reader thread (started on first use), or inline for :memory:. */
@@ -295,10 +316,12 @@ export class SqliteDriver implements Driver {
    * thread checkpoints without looking.
    */
   private walIndex(): { lastFrame: number; copied: number } | null {
+    if (!this.shm) return null;
     try {
-      this.shmFd ??= openSync(`${this.path}-shm`, 'r');
+      const file = this.shm.file;
+      file.fd ??= openSync(`${this.shm.key}-shm`, 'r');
       const head = Buffer.alloc(100);
-      if (readSync(this.shmFd, head, 0, 100, 0) < 100) return null;
+      if (readSync(file.fd, head, 0, 100, 0) < 100) return null;
       return endianness() === 'LE'
         ? { lastFrame: head.readUInt32LE(16), copied: head.readUInt32LE(96) }
         : { lastFrame: head.readUInt32BE(16), copied: head.readUInt32BE(96) };
@@ -384,10 +407,18 @@ export class SqliteDriver implements Driver {
     await this.checkpointer?.close();
     this.checkpointer = null;
     if (this.db.open) this.db.close();
-    // Only now: closing a descriptor of the -shm file drops every POSIX lock this process
-    // holds on it, SQLite's included, and another process could then take the WAL for unused.
-    if (this.shmFd !== null) closeSync(this.shmFd);
-    this.shmFd = null;
+    // Only now, and only by the last driver on the file: closing a descriptor of the -shm file
+    // drops every POSIX lock this process holds on it, SQLite's included, and another process
+    // could then take the WAL for unused, or write beside a transaction of ours.
+    if (this.shm && !this.released) {
+      this.released = true;
+      const { key, file } = this.shm;
+      if (--file.drivers === 0) {
+        if (file.fd !== null) closeSync(file.fd);
+        file.fd = null;
+        if (shmFiles.get(key) === file) shmFiles.delete(key);
+      }
+    }
   }
 }
 
