@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { compileServerOptions } from '../../src/config/options.js';
 import { lambdaConfigOf } from '../../src/core/lambda.js';
@@ -7,6 +6,7 @@ import type { TaskRow } from '../../src/core/task.js';
 import { silentLogger } from '../../src/log.js';
 import { PROTOCOL_VERSION, type ServerFrame } from '../../src/protocol/frames.js';
 import { Engine } from '../../src/server/engine.js';
+import { Database } from '../../src/store/sqlite/better-sqlite3.js';
 import { onCleanup, tempDir, until } from '../helpers.js';
 
 /** A worker that speaks the protocol by hand, so a test can make it stall past its lease. */

@@ -1,11 +1,11 @@
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { Conveyor } from '../../src/conveyor.js';
 import { FatalError, RetryAfter, retryAfter } from '../../src/errors.js';
 import type { LambdaDefinition } from '../../src/index.js';
 import { Engine } from '../../src/server/engine.js';
+import { Database } from '../../src/store/sqlite/better-sqlite3.js';
 import { StoreError } from '../../src/store/store-error.js';
 import { onCleanup, sleep, startConveyor, tempDir, until } from '../helpers.js';
 
