@@ -254,10 +254,9 @@ export class SqliteDriver implements Driver {
    * Copies the WAL into the database file on the checkpoint thread, at most every
    * CHECKPOINT_EVERY_MS while commits go on. SQLite's own automatic checkpoint runs inside a
    * COMMIT and stops the event loop while it copies (27 ms for its 4,000 pages, measured in a
-   * bulk drain); on a second connection the copy runs beside the writer. Measured in
-   * interleaved pairs of `node bench/peer.mjs` (2026-12-07): bulk drain of 20,000 tasks 24,770
-   * against 21,258 tasks/s (medians of five pairs, faster in all five), latency p99 at 250
-   * tasks/s 1.97 against 2.80 ms (three pairs). The thread checkpoints only once
+   * bulk drain); on a second connection the copy runs beside the writer. In a 100,000-task
+   * bulk run the longest COMMIT went from 44-50 ms to 4-5 ms, and the 20,000-task drain gained
+   * a few percent (docs/benchmarks.md, 2026-12-07 23:15). The thread checkpoints only once
    * CHECKPOINT_FRAMES are waiting, so a light load does not pay two fsyncs every few commits.
    *
    * A checkpoint that runs beside commits can never catch up with all of them, and the WAL
