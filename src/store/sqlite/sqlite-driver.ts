@@ -19,6 +19,8 @@ const CHECKPOINT_FRAMES = 1000;
 const WAL_RESTART_FRAMES = 4000;
 /** Where SQLite's own checkpoint in COMMIT takes over, should the thread fall behind. */
 const WAL_BACKSTOP_FRAMES = 16000;
+/** SQLite's own checkpoint once the thread has failed: in bigger steps than its 1,000-page default, fewer fsyncs of the main file. */
+const INLINE_CHECKPOINT_FRAMES = 4000;
 
 /**
  * The wal-index (-shm) files read by walIndex(), one descriptor per database file for the whole
@@ -70,6 +72,8 @@ export class SqliteDriver implements Driver {
   private checkpointState: 'idle' | 'waiting' | 'running' = 'idle';
   /** A commit came while the thread's checkpoint ran: another one follows it. */
   private checkpointAgain = false;
+  /** The thread failed: SQLite checkpoints inside COMMIT again (see checkpointInline()). */
+  private checkpointsInline = false;
   /** The thread's last checkpoint found a long WAL: finish it here, between transactions (see checkpointSoon()). */
   private restartWal = false;
   /** The wal-index (the -shm file), read for the WAL's length (see walIndex() and shmFiles). */
@@ -265,7 +269,7 @@ export class SqliteDriver implements Driver {
    * frames) and then writes from the start of the WAL.
    */
   private checkpointSoon(): void {
-    if (this.path === ':memory:') return;
+    if (this.path === ':memory:' || this.checkpointsInline) return;
     if (this.checkpointState !== 'idle') {
       this.checkpointAgain = true;
       return;
@@ -299,7 +303,10 @@ export class SqliteDriver implements Driver {
         (rows) => {
           if (Number((rows[0] as { log?: number } | undefined)?.log) >= WAL_RESTART_FRAMES) this.restartWal = true;
         },
-        (err) => this.checkpointFailed(err),
+        (err) => {
+          this.checkpointFailed(err);
+          if (this.checkpointer?.ended && !this.closed) this.checkpointInline();
+        },
       )
       .finally(() => {
         this.checkpointState = 'idle';
@@ -336,6 +343,16 @@ export class SqliteDriver implements Driver {
     } catch (err) {
       this.checkpointFailed(err);
     }
+  }
+
+  /**
+   * The thread could not run (it failed to start, or died): SQLite's own checkpoint in COMMIT
+   * takes over at its usual length, as before there was a thread, rather than a new thread
+   * every CHECKPOINT_EVERY_MS that fails the same way.
+   */
+  private checkpointInline(): void {
+    this.checkpointsInline = true;
+    this.db.pragma(`wal_autocheckpoint = ${INLINE_CHECKPOINT_FRAMES}`);
   }
 
   /**

@@ -1,0 +1,56 @@
+import { closeSync, openSync, readSync } from 'node:fs';
+import { endianness } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
+import { Harness } from '../../src/store/contract/harness.js';
+import { SqliteDriver } from '../../src/store/sqlite/sqlite-driver.js';
+import { StoreError } from '../../src/store/store-error.js';
+import { onCleanup, tempDir } from '../helpers.js';
+
+// A checkpoint thread that cannot run (as when no thread or descriptor can be had): every
+// statement is refused and the thread counts as ended. Started threads are counted.
+const threads = vi.hoisted(() => ({ started: 0 }));
+vi.mock('../../src/store/sqlite/sqlite-thread.js', () => ({
+  SqliteThread: class {
+    readonly ended = true;
+    constructor() {
+      threads.started++;
+    }
+    all(): Promise<unknown[]> {
+      return Promise.reject(new StoreError('unavailable', 'sqlite: the SQLite thread ended'));
+    }
+    close(): Promise<number> {
+      return Promise.resolve(0);
+    }
+  },
+}));
+
+describe('SQLite checkpoints when the thread cannot run', () => {
+  it('fall back to SQLite’s own checkpoint in COMMIT, instead of starting a thread every 50 ms', async () => {
+    const path = join(tempDir(), 'fallback.db');
+    const d = new SqliteDriver({ path });
+    await d.migrate();
+    const h = new Harness(d);
+    const shmFd = openSync(`${path}-shm`, 'r'); // closed after the store (see sqlite-checkpoint.test.ts)
+    onCleanup(async () => {
+      await d.close();
+      closeSync(shmFd);
+    });
+    const head = Buffer.alloc(20);
+    const lastFrame = () => {
+      readSync(shmFd, head, 0, 20, 0);
+      return endianness() === 'LE' ? head.readUInt32LE(16) : head.readUInt32BE(16);
+    };
+    const payload = JSON.stringify({ pad: 'p'.repeat(1000) });
+    // About 15,000 WAL frames over a second or more, under the 16,000 of the backstop.
+    const frames: number[] = [];
+    const until = Date.now() + 1000;
+    for (let b = 0; b < 300 || Date.now() < until; b++) {
+      if (b < 300) await h.insert(...Array.from({ length: 80 }, () => h.task({ payload })));
+      frames.push(lastFrame());
+      await new Promise((r) => setTimeout(r, b < 300 ? 0 : 20));
+    }
+    expect(threads.started).toBe(1);
+    expect(Math.max(...frames)).toBeLessThan(6000); // checkpointed every 4,000 frames, inside COMMIT
+  });
+});
