@@ -60,10 +60,16 @@ const NATIVE: Record<string, StoreErrorCode> = {
 
 export function storeErrorOf(err: unknown): StoreError | ConveyorError {
   if (err instanceof StoreError || err instanceof ConveyorError) return err;
-  const native = String((err as { code?: unknown })?.code ?? '');
+  const native = nativeCodeOf(err);
   const code = NATIVE[native] ?? (native.startsWith('SQLITE_IOERR') ? 'unavailable' : 'other');
   const message = err instanceof Error ? err.message : String(err);
   return new StoreError(code, `${native ? `${native}: ` : ''}${message}`, { cause: err });
+}
+
+/** The database's own code for an error (a SQLite result code, a PostgreSQL SQLSTATE), also through the StoreError made of it. */
+export function nativeCodeOf(err: unknown): string {
+  const native = err instanceof StoreError ? err.cause : err;
+  return String((native as { code?: unknown } | undefined)?.code ?? '');
 }
 
 /** Whether an error means "the database cannot be reached right now" (answer 503, retry later). */

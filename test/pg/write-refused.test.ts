@@ -1,10 +1,11 @@
+import postgres from 'postgres';
 import { expect, it } from 'vitest';
 import { toConveyorError } from '../../src/http/errors.js';
 import { Harness } from '../../src/store/contract/harness.js';
 import { PostgresDriver } from '../../src/store/postgres/postgres-driver.js';
 import { isUnavailable } from '../../src/store/store-error.js';
 import { onCleanup } from '../helpers.js';
-import { describeIf, freshSchema, pgUnreachable } from './pg-env.js';
+import { describeIf, freshSchema, PG_URL, pgUnreachable } from './pg-env.js';
 
 // Writes PostgreSQL refuses for the moment, not for what they are: they must answer 503 with
 // Retry-After (and a worker's reports must be kept and written later), never 500.
@@ -25,6 +26,33 @@ describeIf(await pgUnreachable(), 'postgres: writes refused for the moment', () 
     expect(String(err)).toContain('read-only');
     expect(isUnavailable(err)).toBe(true);
     expect(toConveyorError(err).status).toBe(503);
+  });
+
+  it('replaces its pool when its connections reach a demoted primary, so writes reach the new one', async () => {
+    const { url, schema } = freshSchema();
+    const pg = await driver(url);
+    const h = new Harness(pg);
+    await pg.migrate();
+    await Promise.all([h.insert(h.task()), h.insert(h.task())]); // both pool connections open
+    // The connections open now play the old primary: a write on them is refused as on a
+    // standby (25006); a connection opened later reaches the new primary.
+    const admin = postgres(PG_URL, { max: 1, onnotice: () => {}, connection: { search_path: schema } });
+    onCleanup(() => admin.end({ timeout: 1 }));
+    await admin.unsafe(`
+      CREATE TABLE demoted AS SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid();
+      CREATE FUNCTION refuse_on_demoted() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF EXISTS (SELECT 1 FROM demoted WHERE pid = pg_backend_pid()) THEN
+          RAISE EXCEPTION 'cannot execute INSERT in a read-only transaction' USING ERRCODE = '25006';
+        END IF;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER refuse_on_demoted BEFORE INSERT ON tasks FOR EACH STATEMENT EXECUTE FUNCTION refuse_on_demoted();`);
+    const refused = await h.insert(h.task()).catch((e: unknown) => e);
+    expect(toConveyorError(refused).status).toBe(503);
+    const [task] = await h.insert(h.task()); // on a new pool
+    expect(task?.state).toBe('ENQUEUED');
+    expect(pg.counters.poolReplaced).toBe(1);
   });
 
   it('answers a write that gave up waiting for a lock (lock_timeout set on the URL) as unavailable, as a statement timeout is', async () => {

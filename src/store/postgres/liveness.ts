@@ -1,9 +1,13 @@
-import { StoreError } from '../store-error.js';
+import { nativeCodeOf, StoreError } from '../store-error.js';
 
 /** A call without an answer for this long makes the driver check that PostgreSQL answers at all. */
 export const STALL_CHECK_MS = 2000;
 /** While PostgreSQL is found unreachable, it is probed this often; calls fail at once meanwhile. */
 export const REPROBE_MS = 1000;
+/** A pool whose writes are refused as read-only is replaced at most this often (see guard). */
+export const READ_ONLY_REPLACE_MS = 5000;
+/** read_only_sql_transaction: a write on a server that takes none. */
+const READ_ONLY = '25006';
 
 /**
  * Every call of the PostgreSQL driver settles in bounded time, and a pool whose connections
@@ -27,6 +31,12 @@ export const REPROBE_MS = 1000;
  * failover to a new address: the probe reaches the new server, the pool's connections still
  * wait on the old one). A pool is replaced only if it has answered since it was opened, so
  * one database outage replaces it once.
+ *
+ * A write refused as read-only (25006) replaces the pool too: after a failover that keeps the
+ * address (a managed database moving its DNS name to the new primary), the pool's connections
+ * stay open to the old primary, now a standby, and would refuse every write until they close,
+ * while a new connection reaches the new primary. At most every READ_ONLY_REPLACE_MS, so a
+ * server that stays read-only does not have its pool replaced at every write.
  */
 export class Liveness {
   private probing: Promise<boolean> | null = null;
@@ -35,6 +45,8 @@ export class Liveness {
   private unreachable = false;
   private reprobe: NodeJS.Timeout | null = null;
   private closed = false;
+  /** When a read-only refusal last replaced the pool. */
+  private readOnlyAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     /** Resolves if PostgreSQL answers on a fresh connection; rejects otherwise (a server error counts as an answer). */
@@ -90,7 +102,10 @@ export class Liveness {
           this.answered = true;
           settle(() => resolve(v));
         },
-        (err: unknown) => settle(() => reject(err)),
+        (err: unknown) => {
+          if (nativeCodeOf(err) === READ_ONLY) this.readOnly();
+          settle(() => reject(err));
+        },
       );
     });
   }
@@ -116,6 +131,13 @@ export class Liveness {
       if (this.probing === mine) this.probing = null;
     });
     return mine;
+  }
+
+  private readOnly(): void {
+    const now = Date.now();
+    if (now - this.readOnlyAt < READ_ONLY_REPLACE_MS) return;
+    this.readOnlyAt = now;
+    this.poolDead();
   }
 
   private poolDead(): void {

@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import { systemClock } from '../../clock.js';
 import type { Driver, Queries } from '../driver.js';
 import { loadMigrations, loadQueries } from '../sql-files.js';
-import { StoreError, storeErrorOf } from '../store-error.js';
+import { nativeCodeOf, StoreError, storeErrorOf } from '../store-error.js';
 import { type BetterSqlite3, Database } from './better-sqlite3.js';
 import { Prepared } from './prepared.js';
 import { sqliteQueries } from './sqlite-queries.js';
@@ -361,8 +361,7 @@ export class SqliteDriver implements Driver {
    * the WAL as it was, for the next checkpoint.
    */
   private checkpointFailed(err: unknown): void {
-    const native = err instanceof StoreError ? (err.cause as { code?: unknown } | undefined)?.code : (err as { code?: unknown })?.code;
-    if (String(native).startsWith('SQLITE_IOERR')) this.syncError ??= storeErrorOf(err);
+    if (nativeCodeOf(err).startsWith('SQLITE_IOERR')) this.syncError ??= storeErrorOf(err);
   }
 
   private exec(sql: string): void {
