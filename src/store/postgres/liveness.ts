@@ -1,3 +1,4 @@
+import { systemClock } from '../../clock.js';
 import { nativeCodeOf, StoreError } from '../store-error.js';
 
 /** A call without an answer for this long makes the driver check that PostgreSQL answers at all. */
@@ -134,7 +135,7 @@ export class Liveness {
   }
 
   private readOnly(): void {
-    const now = Date.now();
+    const now = systemClock.now();
     if (now - this.readOnlyAt < READ_ONLY_REPLACE_MS) return;
     this.readOnlyAt = now;
     this.poolDead();
