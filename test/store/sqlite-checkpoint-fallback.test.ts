@@ -8,13 +8,16 @@ import { StoreError } from '../../src/store/store-error.js';
 import { onCleanup, tempDir } from '../helpers.js';
 
 // A checkpoint thread that cannot run (as when no thread or descriptor can be had): every
-// statement is refused and the thread counts as ended. Started threads are counted.
-const threads = vi.hoisted(() => ({ started: 0 }));
+// statement is refused and the thread counts as ended, or (`startable` false) the thread
+// cannot even be made, as `new Worker` throws ERR_WORKER_INIT_FAILED when the system has no
+// thread to give. Started threads are counted.
+const threads = vi.hoisted(() => ({ started: 0, startable: true }));
 vi.mock('../../src/store/sqlite/sqlite-thread.js', () => ({
   SqliteThread: class {
     readonly ended = true;
     constructor() {
       threads.started++;
+      if (!threads.startable) throw Object.assign(new Error('EAGAIN'), { code: 'ERR_WORKER_INIT_FAILED' });
     }
     all(): Promise<unknown[]> {
       return Promise.reject(new StoreError('unavailable', 'sqlite: the SQLite thread ended'));
@@ -25,32 +28,45 @@ vi.mock('../../src/store/sqlite/sqlite-thread.js', () => ({
   },
 }));
 
+/** Writes about 15,000 WAL frames over a second or more, under the 16,000 of the backstop; the WAL's longest length seen. */
+async function longestWal(): Promise<number> {
+  const path = join(tempDir(), 'fallback.db');
+  const d = new SqliteDriver({ path });
+  await d.migrate();
+  const h = new Harness(d);
+  const shmFd = openSync(`${path}-shm`, 'r'); // closed after the store (see sqlite-checkpoint.test.ts)
+  onCleanup(async () => {
+    await d.close();
+    closeSync(shmFd);
+  });
+  const head = Buffer.alloc(20);
+  const lastFrame = () => {
+    readSync(shmFd, head, 0, 20, 0);
+    return endianness() === 'LE' ? head.readUInt32LE(16) : head.readUInt32BE(16);
+  };
+  const payload = JSON.stringify({ pad: 'p'.repeat(1000) });
+  const frames: number[] = [];
+  const until = Date.now() + 1000;
+  for (let b = 0; b < 300 || Date.now() < until; b++) {
+    if (b < 300) await h.insert(...Array.from({ length: 80 }, () => h.task({ payload })));
+    frames.push(lastFrame());
+    await new Promise((r) => setTimeout(r, b < 300 ? 0 : 20));
+  }
+  return Math.max(...frames);
+}
+
 describe('SQLite checkpoints when the thread cannot run', () => {
   it('fall back to SQLite’s own checkpoint in COMMIT, instead of starting a thread every 50 ms', async () => {
-    const path = join(tempDir(), 'fallback.db');
-    const d = new SqliteDriver({ path });
-    await d.migrate();
-    const h = new Harness(d);
-    const shmFd = openSync(`${path}-shm`, 'r'); // closed after the store (see sqlite-checkpoint.test.ts)
-    onCleanup(async () => {
-      await d.close();
-      closeSync(shmFd);
-    });
-    const head = Buffer.alloc(20);
-    const lastFrame = () => {
-      readSync(shmFd, head, 0, 20, 0);
-      return endianness() === 'LE' ? head.readUInt32LE(16) : head.readUInt32BE(16);
-    };
-    const payload = JSON.stringify({ pad: 'p'.repeat(1000) });
-    // About 15,000 WAL frames over a second or more, under the 16,000 of the backstop.
-    const frames: number[] = [];
-    const until = Date.now() + 1000;
-    for (let b = 0; b < 300 || Date.now() < until; b++) {
-      if (b < 300) await h.insert(...Array.from({ length: 80 }, () => h.task({ payload })));
-      frames.push(lastFrame());
-      await new Promise((r) => setTimeout(r, b < 300 ? 0 : 20));
-    }
+    threads.started = 0;
+    threads.startable = true;
+    expect(await longestWal()).toBeLessThan(6000); // checkpointed every 4,000 frames, inside COMMIT
     expect(threads.started).toBe(1);
-    expect(Math.max(...frames)).toBeLessThan(6000); // checkpointed every 4,000 frames, inside COMMIT
+  });
+
+  it('fall back the same when no thread can be started at all (and the timer does not throw)', async () => {
+    threads.started = 0;
+    threads.startable = false;
+    expect(await longestWal()).toBeLessThan(6000);
+    expect(threads.started).toBe(1);
   });
 });

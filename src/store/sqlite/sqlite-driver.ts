@@ -294,7 +294,17 @@ export class SqliteDriver implements Driver {
       }
       return;
     }
-    if (!this.checkpointer || this.checkpointer.ended) this.checkpointer = new SqliteThread(this.path, { readonly: false });
+    if (!this.checkpointer || this.checkpointer.ended) {
+      try {
+        this.checkpointer = new SqliteThread(this.path, { readonly: false });
+      } catch {
+        // No thread to be had (new Worker throws ERR_WORKER_INIT_FAILED): as for one that died,
+        // rather than an uncaught exception in this timer and no checkpoint before the backstop.
+        this.checkpointState = 'idle';
+        this.checkpointInline();
+        return;
+      }
+    }
     this.checkpointState = 'running';
     this.checkpointAgain = false;
     this.checkpointer
