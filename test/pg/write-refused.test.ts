@@ -1,7 +1,8 @@
 import postgres from 'postgres';
-import { expect, it } from 'vitest';
+import { expect, it, vi } from 'vitest';
 import { toConveyorError } from '../../src/http/errors.js';
 import { Harness } from '../../src/store/contract/harness.js';
+import { READ_ONLY_REPLACE_MS } from '../../src/store/postgres/liveness.js';
 import { PostgresDriver } from '../../src/store/postgres/postgres-driver.js';
 import { isUnavailable } from '../../src/store/store-error.js';
 import { onCleanup } from '../helpers.js';
@@ -53,6 +54,44 @@ describeIf(await pgUnreachable(), 'postgres: writes refused for the moment', () 
     const [task] = await h.insert(h.task()); // on a new pool
     expect(task?.state).toBe('ENQUEUED');
     expect(pg.counters.poolReplaced).toBe(1);
+  });
+
+  it('replaces its pool again when the new pool reached the old primary too (its refusal is an answer)', async () => {
+    const { url, schema } = freshSchema();
+    const pg = await driver(url);
+    const h = new Harness(pg);
+    await pg.migrate();
+    await h.insert(h.task());
+    // Every connection opened before `cutover.at` reaches the old primary, now a standby: at
+    // first all of them, new ones included (the address still leads there, a DNS cache, say).
+    const admin = postgres(PG_URL, { max: 1, onnotice: () => {}, connection: { search_path: schema } });
+    onCleanup(() => admin.end({ timeout: 1 }));
+    await admin.unsafe(`
+      CREATE TABLE cutover AS SELECT 'infinity'::timestamptz AS at;
+      CREATE FUNCTION refuse_before_cutover() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()) < (SELECT at FROM cutover) THEN
+          RAISE EXCEPTION 'cannot execute INSERT in a read-only transaction' USING ERRCODE = '25006';
+        END IF;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER refuse_before_cutover BEFORE INSERT ON tasks FOR EACH STATEMENT EXECUTE FUNCTION refuse_before_cutover();`);
+    const write = () =>
+      h.insert(h.task()).then(
+        () => 'written',
+        (e: unknown) => toConveyorError(e).status,
+      );
+    expect(await write()).toBe(503);
+    expect(pg.counters.poolReplaced).toBe(1);
+    expect(await write()).toBe(503); // the new pool reached the old primary too
+    // Now the address leads to the new primary; the new pool's connection still reaches the old one.
+    await admin.unsafe('UPDATE cutover SET at = clock_timestamp()');
+    const now = Date.now;
+    const spy = vi.spyOn(Date, 'now').mockImplementation(() => now() + READ_ONLY_REPLACE_MS + 1000);
+    onCleanup(() => spy.mockRestore());
+    expect(await write()).toBe(503);
+    expect(pg.counters.poolReplaced).toBe(2);
+    expect(await write()).toBe('written');
   });
 
   it('answers a write that gave up waiting for a lock (lock_timeout set on the URL) as unavailable, as a statement timeout is', async () => {

@@ -104,7 +104,12 @@ export class Liveness {
           settle(() => resolve(v));
         },
         (err: unknown) => {
-          if (nativeCodeOf(err) === READ_ONLY) this.readOnly();
+          if (nativeCodeOf(err) === READ_ONLY) {
+            // A refusal is an answer: a pool whose new connections reached the old primary
+            // too (its address still led there) and that only wrote is replaced again.
+            this.answered = true;
+            this.readOnly();
+          }
           settle(() => reject(err));
         },
       );
