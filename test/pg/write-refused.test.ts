@@ -94,6 +94,45 @@ describeIf(await pgUnreachable(), 'postgres: writes refused for the moment', () 
     expect(await write()).toBe('written');
   });
 
+  it('lets a transaction in flight on a connection that still writes finish when a refusal replaces the pool', async () => {
+    const { url, schema } = freshSchema();
+    const pg = await driver(url);
+    const h = new Harness(pg);
+    await pg.migrate();
+    await Promise.all([h.insert(h.task()), h.insert(h.task())]); // both pool connections open
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let begun!: () => void;
+    const isBegun = new Promise<void>((r) => (begun = r));
+    const holder = h.tx(async (ops) => {
+      await ops.q.gateList();
+      begun();
+      await held;
+      return ops.insert([h.task()], h.gate);
+    });
+    await isBegun;
+    // The idle connection plays the old primary; the one in the transaction reached the new one.
+    const admin = postgres(PG_URL, { max: 1, onnotice: () => {}, connection: { search_path: schema } });
+    onCleanup(() => admin.end({ timeout: 1 }));
+    await admin.unsafe(`
+      CREATE TABLE demoted AS SELECT pid FROM pg_stat_activity
+        WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'idle';
+      CREATE FUNCTION refuse_on_demoted() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF EXISTS (SELECT 1 FROM demoted WHERE pid = pg_backend_pid()) THEN
+          RAISE EXCEPTION 'cannot execute INSERT in a read-only transaction' USING ERRCODE = '25006';
+        END IF;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER refuse_on_demoted BEFORE INSERT ON tasks FOR EACH STATEMENT EXECUTE FUNCTION refuse_on_demoted();`);
+    const refused = await h.insert(h.task()).catch((e: unknown) => e);
+    expect(toConveyorError(refused).status).toBe(503);
+    expect(pg.counters.poolReplaced).toBe(1);
+    release();
+    const [row] = await holder;
+    expect(row && 'task' in row && row.task.state).toBe('ENQUEUED');
+  });
+
   it('answers a write that gave up waiting for a lock (lock_timeout set on the URL) as unavailable, as a statement timeout is', async () => {
     const { url } = freshSchema();
     const h = new Harness(await driver(url));

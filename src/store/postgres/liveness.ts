@@ -52,8 +52,11 @@ export class Liveness {
   constructor(
     /** Resolves if PostgreSQL answers on a fresh connection; rejects otherwise (a server error counts as an answer). */
     private readonly probe: () => Promise<void>,
-    /** A connection of the pool is dead: replace the pool. */
-    private readonly replacePool: () => void,
+    /**
+     * A connection of the pool is dead, or (`readOnly`) answers but refuses writes: replace the
+     * pool. Then the old pool's calls in flight may finish: its other connections may write.
+     */
+    private readonly replacePool: (readOnly: boolean) => void,
     /** The server's statement_timeout: a call with no answer past it has a dead connection. */
     private readonly statementTimeoutMs: number,
   ) {}
@@ -143,14 +146,14 @@ export class Liveness {
     const now = systemClock.now();
     if (now - this.readOnlyAt < READ_ONLY_REPLACE_MS) return;
     this.readOnlyAt = now;
-    this.poolDead();
+    this.poolDead(true);
   }
 
-  private poolDead(): void {
+  private poolDead(readOnly = false): void {
     // After close, a call still waiting must not open a pool (and LISTEN connection) nobody ends.
     if (!this.answered || this.closed) return;
     this.answered = false;
-    this.replacePool();
+    this.replacePool(readOnly);
   }
 
   private scheduleReprobe(): void {

@@ -153,7 +153,7 @@ export class PostgresDriver implements Driver {
     this.pool = new PostgresQueries(execOn(this.sql));
     this.liveness = new Liveness(
       () => this.probe(),
-      () => this.replacePool(),
+      (readOnly) => this.replacePool(readOnly),
       statementTimeoutMs,
     );
   }
@@ -331,14 +331,17 @@ export class PostgresDriver implements Driver {
 
   /**
    * Gives up the pool's connections (their calls reject at once) and opens a new pool, which
-   * LISTENs again for every subscription.
+   * LISTENs again for every subscription. For a write refused as read-only (`readOnly`) the
+   * old pool's calls in flight finish first (up to CLOSE_TIMEOUT_S): its connections answer,
+   * and those that reached the new primary may be committing a write that would otherwise
+   * be answered 503 after it happened.
    */
-  private replacePool(): void {
+  private replacePool(readOnly = false): void {
     const old = this.sql;
     this.sql = this.connect();
     this.pool = new PostgresQueries(execOn(this.sql));
     this.counters.poolReplaced++;
-    void old.end({ timeout: 0 }).catch(() => undefined);
+    void old.end({ timeout: readOnly ? CLOSE_TIMEOUT_S : 0 }).catch(() => undefined);
     for (const l of this.listens) void this.subscribe(l, false);
   }
 
