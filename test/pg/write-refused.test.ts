@@ -17,6 +17,27 @@ async function driver(url: string): Promise<PostgresDriver> {
   return pg;
 }
 
+/**
+ * Makes the connections open now (those pg_stat_activity lists with `where` added) play an
+ * old primary demoted to a standby: an insert into the schema's tasks on them is refused with
+ * 25006, as a standby refuses it; a connection opened later writes.
+ */
+async function demote(schema: string, where: string): Promise<void> {
+  const admin = postgres(PG_URL, { max: 1, onnotice: () => {}, connection: { search_path: schema } });
+  onCleanup(() => admin.end({ timeout: 1 }));
+  await admin.unsafe(`
+    CREATE TABLE demoted AS SELECT pid FROM pg_stat_activity
+      WHERE datname = current_database() AND pid <> pg_backend_pid() ${where};
+    CREATE FUNCTION refuse_on_demoted() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF EXISTS (SELECT 1 FROM demoted WHERE pid = pg_backend_pid()) THEN
+        RAISE EXCEPTION 'cannot execute INSERT in a read-only transaction' USING ERRCODE = '25006';
+      END IF;
+      RETURN NULL;
+    END $$;
+    CREATE TRIGGER refuse_on_demoted BEFORE INSERT ON tasks FOR EACH STATEMENT EXECUTE FUNCTION refuse_on_demoted();`);
+}
+
 describeIf(await pgUnreachable(), 'postgres: writes refused for the moment', () => {
   it('answers a write on a read-only server (a primary demoted by a failover, a standby behind a stale address) as unavailable', async () => {
     const { url } = freshSchema();
@@ -37,18 +58,7 @@ describeIf(await pgUnreachable(), 'postgres: writes refused for the moment', () 
     await Promise.all([h.insert(h.task()), h.insert(h.task())]); // both pool connections open
     // The connections open now play the old primary: a write on them is refused as on a
     // standby (25006); a connection opened later reaches the new primary.
-    const admin = postgres(PG_URL, { max: 1, onnotice: () => {}, connection: { search_path: schema } });
-    onCleanup(() => admin.end({ timeout: 1 }));
-    await admin.unsafe(`
-      CREATE TABLE demoted AS SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid();
-      CREATE FUNCTION refuse_on_demoted() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF EXISTS (SELECT 1 FROM demoted WHERE pid = pg_backend_pid()) THEN
-          RAISE EXCEPTION 'cannot execute INSERT in a read-only transaction' USING ERRCODE = '25006';
-        END IF;
-        RETURN NULL;
-      END $$;
-      CREATE TRIGGER refuse_on_demoted BEFORE INSERT ON tasks FOR EACH STATEMENT EXECUTE FUNCTION refuse_on_demoted();`);
+    await demote(schema, '');
     const refused = await h.insert(h.task()).catch((e: unknown) => e);
     expect(toConveyorError(refused).status).toBe(503);
     const [task] = await h.insert(h.task()); // on a new pool
@@ -112,19 +122,7 @@ describeIf(await pgUnreachable(), 'postgres: writes refused for the moment', () 
     });
     await isBegun;
     // The idle connection plays the old primary; the one in the transaction reached the new one.
-    const admin = postgres(PG_URL, { max: 1, onnotice: () => {}, connection: { search_path: schema } });
-    onCleanup(() => admin.end({ timeout: 1 }));
-    await admin.unsafe(`
-      CREATE TABLE demoted AS SELECT pid FROM pg_stat_activity
-        WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'idle';
-      CREATE FUNCTION refuse_on_demoted() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF EXISTS (SELECT 1 FROM demoted WHERE pid = pg_backend_pid()) THEN
-          RAISE EXCEPTION 'cannot execute INSERT in a read-only transaction' USING ERRCODE = '25006';
-        END IF;
-        RETURN NULL;
-      END $$;
-      CREATE TRIGGER refuse_on_demoted BEFORE INSERT ON tasks FOR EACH STATEMENT EXECUTE FUNCTION refuse_on_demoted();`);
+    await demote(schema, "AND state = 'idle'");
     const refused = await h.insert(h.task()).catch((e: unknown) => e);
     expect(toConveyorError(refused).status).toBe(503);
     expect(pg.counters.poolReplaced).toBe(1);
