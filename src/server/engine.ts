@@ -241,18 +241,20 @@ export class Engine {
       await this.signals.send({ l: 1 }).catch((err) => this.log.warn({ err }, 'could not tell the other servers of new lambdas'));
   }
 
+  /** Refuses a batch of more than batchMax tasks (also before its tasks are checked one by one). */
+  checkBatchSize(count: number): void {
+    if (count > this.config.batchMax) {
+      throw new ConveyorError('batch_too_large', `a batch may hold ${this.config.batchMax} tasks (batchMax), this one holds ${count}`);
+    }
+  }
+
   /**
    * Creates tasks, all or nothing: resolves after the group commit that made them durable.
    * An idempotency key seen before answers the existing task (`created: false`).
    */
   async submit(inputs: SubmitInput[], opts: { batch?: boolean } = {}): Promise<Array<{ task: TaskRow; created: boolean }>> {
     if (this.closing) throw new ConveyorError('shutting_down', 'the server is shutting down');
-    if (inputs.length > this.config.batchMax) {
-      throw new ConveyorError(
-        'batch_too_large',
-        `a batch may hold ${this.config.batchMax} tasks (batchMax), this one holds ${inputs.length}`,
-      );
-    }
+    this.checkBatchSize(inputs.length);
     await this.registry.refreshIfUnknown(inputs.map((i) => i?.lambda));
     const now = this.config.clock.now();
     const tasks = inputs.map((input, i) => {

@@ -176,6 +176,8 @@ describe('HTTP API through a real socket', () => {
         /tasks\.1\.priority/,
       ],
       ['POST', '/v1/tasks/batch', { tasks: Array.from({ length: 51 }, () => ({ lambda: 'echo' })) }, 400, 'batch_too_large'],
+      // refused for its size before each of its tasks is checked against the schema
+      ['POST', '/v1/tasks/batch', { tasks: Array.from({ length: 51 }, () => ({ payload: 1 })) }, 400, 'batch_too_large'],
       ['POST', '/v1/tasks/batch', { tasks: [] }, 400, 'validation_failed'],
       // ids come from the server, so a batch's tasks cannot name each other: no hint that they could
       [

@@ -52,6 +52,11 @@ export function taskRoutes(app: FastifyInstance, engine: Engine): void {
           properties: { tasks: { type: 'array', minItems: 1, items: submitSchema } },
         },
       },
+      // Before the schema: a batch over batchMax is refused without checking each of its tasks.
+      preValidation: async (req) => {
+        const tasks = (req.body as { tasks?: unknown } | null)?.tasks;
+        if (Array.isArray(tasks)) engine.checkBatchSize(tasks.length);
+      },
       handler: async (req, reply) => {
         const out = await engine.submit((req.body as { tasks: SubmitInput[] }).tasks, { batch: true });
         return reply.code(201).send({ tasks: out.map((r) => taskView(r.task)) });
