@@ -173,6 +173,15 @@ function isCalendarDay(iso: string): boolean {
  */
 export const PAYLOAD_DEPTH_MAX = 1000;
 
+/**
+ * The bytes JSON text takes in UTF-8, which the byte limits count (maxPayloadBytes, the result
+ * limit). Its `length` counts UTF-16 units: CJK text is 3 bytes a unit and an emoji 4 bytes in
+ * 2 units, so a limit read off `length` let such payloads through at up to three times it.
+ */
+export function jsonBytes(text: string): number {
+  return Buffer.byteLength(text, 'utf8');
+}
+
 /** Whether JSON text nests arrays and objects deeper than PAYLOAD_DEPTH_MAX (a payload's, a result's). */
 export function jsonTooDeep(text: string): boolean {
   // Each level takes two characters: shorter text cannot be too deep (every ingest payload the
@@ -225,8 +234,9 @@ export function newTaskOf(
 ): NewTask {
   const where = ctx.where ?? '';
   const payload = payloadJson(input.payload, where);
-  if (payload.length > ctx.maxPayloadBytes) {
-    throw new ConveyorError('validation_failed', `${where}payload is ${payload.length} bytes, above the limit of ${ctx.maxPayloadBytes}`);
+  const bytes = jsonBytes(payload);
+  if (bytes > ctx.maxPayloadBytes) {
+    throw new ConveyorError('validation_failed', `${where}payload is ${bytes} bytes, above the limit of ${ctx.maxPayloadBytes}`);
   }
   if (input.ordered && input.key === undefined) {
     throw new ConveyorError('validation_failed', `${where}ordered: true needs a key (order holds per lambda and key)`);

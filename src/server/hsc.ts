@@ -1,4 +1,4 @@
-import { jsonTooDeep, PAYLOAD_DEPTH_MAX } from '../core/submit.js';
+import { jsonBytes, jsonTooDeep, PAYLOAD_DEPTH_MAX } from '../core/submit.js';
 import { taskErrorOf } from '../core/task.js';
 import type { AttemptRef, HeartbeatFrame, ReportFrame } from '../protocol/frames.js';
 import type { StartItem } from '../store/driver.js';
@@ -269,8 +269,9 @@ export class Hsc {
 
   /** Why a result cannot be kept, or null: too big, or too deep to be written into an answer (as payloads, see jsonTooDeep). */
   private resultRefusal(json: string): string | null {
-    if (json.length > this.opts.maxResultBytes)
-      return `the handler returned ${json.length} bytes of JSON, above the limit of ${this.opts.maxResultBytes}`;
+    const bytes = jsonBytes(json);
+    if (bytes > this.opts.maxResultBytes)
+      return `the handler returned ${bytes} bytes of JSON, above the limit of ${this.opts.maxResultBytes}`;
     if (jsonTooDeep(json)) return `the handler returned a value nested more than ${PAYLOAD_DEPTH_MAX} levels deep`;
     return null;
   }

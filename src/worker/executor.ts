@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js';
 import type { LambdaDefinition, TaskContext, TaskLogger } from '../core/lambda.js';
+import { jsonBytes } from '../core/submit.js';
 import { type TaskError, taskErrorOf } from '../core/task.js';
 import { isFatal, RetryAfter } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -138,10 +139,11 @@ function succeeded(result: unknown, maxResultBytes: number): AttemptOutcome {
       error: taskErrorOf(new Error('the handler returned a value that is not JSON-serialisable (a function or symbol)')),
     };
   }
-  if (json.length > maxResultBytes) {
+  const bytes = jsonBytes(json);
+  if (bytes > maxResultBytes) {
     return {
       kind: 'fatal',
-      error: taskErrorOf(new Error(`the handler returned ${json.length} bytes of JSON, above the limit of ${maxResultBytes}`)),
+      error: taskErrorOf(new Error(`the handler returned ${bytes} bytes of JSON, above the limit of ${maxResultBytes}`)),
     };
   }
   return { kind: 'done', resultJson: json, result: result instanceof IsolatedResult ? JSON.parse(json) : result };

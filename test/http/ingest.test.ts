@@ -100,6 +100,8 @@ describe('POST /v1/ingest/:lambda through a real socket', () => {
       ['/v1/ingest/sink', json({ version: true, data: [1] }), 400, 'validation_failed', /version must be/],
       ['/v1/ingest/sink', json({ dat: [1] }), 400, 'validation_failed', /unknown field "dat" \(did you mean "data"\?\)/],
       ['/v1/ingest/sink', json({ data: [1, { big: 'x'.repeat(1200) }] }), 400, 'validation_failed', /data\[1\]: payload is \d+ bytes/],
+      // 410 characters, 1,210 bytes of UTF-8: the limit counts bytes
+      ['/v1/ingest/sink', json({ data: [{ cjk: '漢'.repeat(400) }] }), 400, 'validation_failed', /data\[0\]: payload is 1210 bytes/],
       ['/v1/ingest/nope', json({ data: [1] }), 404, 'unknown_lambda', /nope/],
       ['/v1/ingest/sink', json({ data: ['x'.repeat(5000)] }), 413, 'body_too_large'],
       ['/v1/ingest/sink', 'data=1', 415, 'unsupported_media_type', undefined, { 'content-type': 'application/x-www-form-urlencoded' }],
