@@ -173,6 +173,12 @@ function isCalendarDay(iso: string): boolean {
  */
 export const PAYLOAD_DEPTH_MAX = 1000;
 
+/** Refuses a batch of more than batchMax tasks (the HTTP route asks before it checks each task). */
+export function checkBatchSize(count: number, batchMax: number): void {
+  if (count > batchMax)
+    throw new ConveyorError('batch_too_large', `a batch may hold ${batchMax} tasks (batchMax), this one holds ${count}`);
+}
+
 /**
  * The bytes JSON text takes in UTF-8, which the byte limits count (maxPayloadBytes, the result
  * limit). Its `length` counts UTF-16 units: CJK text is 3 bytes a unit and an emoji 4 bytes in

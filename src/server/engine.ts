@@ -5,7 +5,7 @@ import type { ServerConfig } from '../config/options.js';
 import { type GateMode, WHOLE_LAMBDA } from '../core/gate.js';
 import { IdGenerator, isId } from '../core/ids.js';
 import type { LambdaConfig } from '../core/lambda.js';
-import { checkGateShape, checkSubmitShape, newTaskOf, type SubmitInput } from '../core/submit.js';
+import { checkBatchSize, checkGateShape, checkSubmitShape, newTaskOf, type SubmitInput } from '../core/submit.js';
 import type { AttemptRow, ClaimedRow, NewTask, TaskRow } from '../core/task.js';
 import { isTaskState, type TaskState } from '../core/task-state.js';
 import { ConveyorError } from '../errors.js';
@@ -241,20 +241,13 @@ export class Engine {
       await this.signals.send({ l: 1 }).catch((err) => this.log.warn({ err }, 'could not tell the other servers of new lambdas'));
   }
 
-  /** Refuses a batch of more than batchMax tasks (also before its tasks are checked one by one). */
-  checkBatchSize(count: number): void {
-    if (count > this.config.batchMax) {
-      throw new ConveyorError('batch_too_large', `a batch may hold ${this.config.batchMax} tasks (batchMax), this one holds ${count}`);
-    }
-  }
-
   /**
    * Creates tasks, all or nothing: resolves after the group commit that made them durable.
    * An idempotency key seen before answers the existing task (`created: false`).
    */
   async submit(inputs: SubmitInput[], opts: { batch?: boolean } = {}): Promise<Array<{ task: TaskRow; created: boolean }>> {
     if (this.closing) throw new ConveyorError('shutting_down', 'the server is shutting down');
-    this.checkBatchSize(inputs.length);
+    checkBatchSize(inputs.length, this.config.batchMax);
     await this.registry.refreshIfUnknown(inputs.map((i) => i?.lambda));
     const now = this.config.clock.now();
     const tasks = inputs.map((input, i) => {

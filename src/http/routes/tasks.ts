@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { type SubmitInput, submitSchema } from '../../core/submit.js';
+import { checkBatchSize, type SubmitInput, submitSchema } from '../../core/submit.js';
 import { taskView } from '../../core/task.js';
 import { TASK_STATES } from '../../core/task-state.js';
 import type { Engine } from '../../server/engine.js';
@@ -55,7 +55,7 @@ export function taskRoutes(app: FastifyInstance, engine: Engine): void {
       // Before the schema: a batch over batchMax is refused without checking each of its tasks.
       preValidation: async (req) => {
         const tasks = (req.body as { tasks?: unknown } | null)?.tasks;
-        if (Array.isArray(tasks)) engine.checkBatchSize(tasks.length);
+        if (Array.isArray(tasks)) checkBatchSize(tasks.length, engine.config.batchMax);
       },
       handler: async (req, reply) => {
         const out = await engine.submit((req.body as { tasks: SubmitInput[] }).tasks, { batch: true });
