@@ -1,34 +1,15 @@
-import { closeSync, fdatasync, mkdirSync, openSync, readSync, realpathSync } from 'node:fs';
+import { closeSync, fdatasync, mkdirSync, openSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { endianness } from 'node:os';
 import { dirname } from 'node:path';
 import { systemClock } from '../../clock.js';
 import type { Driver, Queries } from '../driver.js';
 import { loadMigrations, loadQueries } from '../sql-files.js';
-import { nativeCodeOf, StoreError, storeErrorOf } from '../store-error.js';
+import { StoreError, storeErrorOf } from '../store-error.js';
 import { type BetterSqlite3, Database } from './better-sqlite3.js';
+import { Checkpoints } from './checkpoints.js';
 import { Prepared } from './prepared.js';
 import { sqliteQueries } from './sqlite-queries.js';
 import { SqliteThread } from './sqlite-thread.js';
-
-/** How often, at most, the WAL's length is looked at while commits go on. */
-const CHECKPOINT_EVERY_MS = 50;
-/** Pages (frames) not yet copied into the database file that make a checkpoint on the thread worth its two fsyncs. */
-const CHECKPOINT_FRAMES = 1000;
-/** A WAL this long after the thread's checkpoint is finished on the writer's connection, so it starts again from its beginning. */
-const WAL_RESTART_FRAMES = 4000;
-/** Where SQLite's own checkpoint in COMMIT takes over, should the thread fall behind. */
-const WAL_BACKSTOP_FRAMES = 16000;
-/** SQLite's own checkpoint once the thread has failed: in bigger steps than its 1,000-page default, fewer fsyncs of the main file. */
-const INLINE_CHECKPOINT_FRAMES = 4000;
-
-/**
- * The wal-index (-shm) files read by walIndex(), one descriptor per database file for the whole
- * process, with the drivers that have that file open. Closing any descriptor of a file drops
- * every POSIX lock this process holds on it, SQLite's included (those of another driver on the
- * same file too): so the descriptor is closed only when the last of them has closed its database.
- */
-const shmFiles = new Map<string, { fd: number | null; drivers: number }>();
 
 export interface SqliteOptions {
   /** Database file; `:memory:` for a throw-away store. */
@@ -67,17 +48,8 @@ export class SqliteDriver implements Driver {
   private readonly syncMode: 'full' | 'never';
   /** Scanning reads run here, off the event loop (none for an in-memory database, which a thread cannot share). */
   private reader: SqliteThread | null = null;
-  /** Checkpoints run here, off the event loop (see checkpointSoon()). */
-  private checkpointer: SqliteThread | null = null;
-  private checkpointState: 'idle' | 'waiting' | 'running' = 'idle';
-  /** A commit came while the thread's checkpoint ran: another one follows it. */
-  private checkpointAgain = false;
-  /** The thread failed: SQLite checkpoints inside COMMIT again (see checkpointInline()). */
-  private checkpointsInline = false;
-  /** The thread's last checkpoint found a long WAL: finish it here, between transactions (see checkpointSoon()). */
-  private restartWal = false;
-  /** The wal-index (the -shm file), read for the WAL's length (see walIndex() and shmFiles). */
-  private readonly shm: { key: string; file: { fd: number | null; drivers: number } } | null = null;
+  /** Checkpoints beside the writer (none for an in-memory database, which has no WAL). */
+  private readonly checkpoints: Checkpoints | null = null;
   private readonly path: string;
   private pragmaSync: 'FULL' | 'NORMAL' = 'NORMAL';
   private readonly sql = loadQueries(new URL('./sql/', import.meta.url));
@@ -92,8 +64,6 @@ export class SqliteDriver implements Driver {
   private closed: StoreError | null = null;
   /** Set when close() has let the WAL go: no fdatasync may reopen it. */
   private ended = false;
-  /** Set when close() has let this driver's share of the -shm descriptor go (see shmFiles). */
-  private released = false;
 
   constructor(opts: SqliteOptions) {
     if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
@@ -110,23 +80,10 @@ export class SqliteDriver implements Driver {
     this.walPath = this.syncMode === 'full' ? `${opts.path}-wal` : null;
     this.path = opts.path;
     this.db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
-    // Checkpoints run on a thread (checkpointSoon()); this connection checkpoints by itself
-    // only if they fall this far behind (a thread that keeps failing, say).
-    this.db.pragma(`wal_autocheckpoint = ${WAL_BACKSTOP_FRAMES}`);
     this.db.pragma('cache_size = -65536');
     this.db.pragma('temp_store = MEMORY');
     this.queries = sqliteQueries(this);
-    if (opts.path !== ':memory:') {
-      // The name SQLite opens the -shm by (it follows symbolic links), shared by every driver on the file.
-      let key = opts.path;
-      try {
-        key = realpathSync(opts.path);
-      } catch {}
-      const file = shmFiles.get(key) ?? { fd: null, drivers: 0 };
-      file.drivers++;
-      shmFiles.set(key, file);
-      this.shm = { key, file };
-    }
+    if (opts.path !== ':memory:') this.checkpoints = new Checkpoints(this.db, opts.path, (err) => (this.syncError ??= err));
   }
 
   /** Runs a scanning read on the reader thread (started on first use), or inline for :memory:. */
@@ -175,7 +132,7 @@ export class SqliteDriver implements Driver {
         this.db.pragma(`synchronous = ${want}`);
         this.pragmaSync = want;
       }
-      if (this.restartWal && this.checkpointState !== 'running') this.finishCheckpoint();
+      this.checkpoints?.beforeTransaction();
       this.exec('BEGIN IMMEDIATE');
       try {
         const out = await fn(this.queries);
@@ -184,7 +141,7 @@ export class SqliteDriver implements Driver {
         if (want === 'FULL' && this.syncError) throw this.syncError;
         this.exec('COMMIT');
         if (want === 'NORMAL') this.unsynced++;
-        this.checkpointSoon();
+        this.checkpoints?.afterCommit();
         return out;
       } catch (err) {
         if (this.db.inTransaction) this.db.exec('ROLLBACK');
@@ -254,126 +211,6 @@ export class SqliteDriver implements Driver {
     return run;
   }
 
-  /**
-   * Copies the WAL into the database file on the checkpoint thread, at most every
-   * CHECKPOINT_EVERY_MS while commits go on. SQLite's own automatic checkpoint runs inside a
-   * COMMIT and stops the event loop while it copies (27 ms for its 4,000 pages, measured in a
-   * bulk drain); on a second connection the copy runs beside the writer. In a 100,000-task
-   * bulk run the longest COMMIT went from 44-50 ms to 4-5 ms, and the 20,000-task drain gained
-   * a few percent (docs/benchmarks.md, 2026-12-07 23:15). The thread checkpoints only once
-   * CHECKPOINT_FRAMES are waiting, so a light load does not pay two fsyncs every few commits.
-   *
-   * A checkpoint that runs beside commits can never catch up with all of them, and the WAL
-   * starts again from its beginning only after one has: so when the thread finds the WAL long,
-   * the next transaction first checkpoints here what came after the thread's copy (a few
-   * frames) and then writes from the start of the WAL.
-   */
-  private checkpointSoon(): void {
-    if (this.path === ':memory:' || this.checkpointsInline) return;
-    if (this.checkpointState !== 'idle') {
-      this.checkpointAgain = true;
-      return;
-    }
-    this.checkpointState = 'waiting';
-    setTimeout(() => this.checkpoint(), CHECKPOINT_EVERY_MS).unref();
-  }
-
-  private checkpoint(): void {
-    if (this.closed) {
-      this.checkpointState = 'idle';
-      return;
-    }
-    const wal = this.walIndex();
-    if (wal && wal.lastFrame - wal.copied < CHECKPOINT_FRAMES) {
-      // Too few frames yet; look again after the next commit, or now if there were commits
-      // meanwhile (the last ones of a burst would otherwise wait for the next write).
-      this.checkpointState = 'idle';
-      if (this.checkpointAgain) {
-        this.checkpointAgain = false;
-        this.checkpointSoon();
-      }
-      return;
-    }
-    if (!this.checkpointer || this.checkpointer.ended) {
-      try {
-        this.checkpointer = new SqliteThread(this.path, { readonly: false });
-      } catch {
-        // No thread to be had (new Worker throws ERR_WORKER_INIT_FAILED): as for one that died,
-        // rather than an uncaught exception in this timer and no checkpoint before the backstop.
-        this.checkpointState = 'idle';
-        this.checkpointInline();
-        return;
-      }
-    }
-    this.checkpointState = 'running';
-    this.checkpointAgain = false;
-    this.checkpointer
-      .all('PRAGMA wal_checkpoint(PASSIVE)')
-      .then(
-        (rows) => {
-          if (Number((rows[0] as { log?: number } | undefined)?.log) >= WAL_RESTART_FRAMES) this.restartWal = true;
-        },
-        (err) => {
-          this.checkpointFailed(err);
-          if (this.checkpointer?.ended && !this.closed) this.checkpointInline();
-        },
-      )
-      .finally(() => {
-        this.checkpointState = 'idle';
-        if (this.checkpointAgain) this.checkpointSoon();
-      });
-  }
-
-  /**
-   * The WAL's last frame and the frames a checkpoint has copied so far, read from the
-   * wal-index header (https://www.sqlite.org/walformat.html: mxFrame at byte 16, nBackfill at
-   * byte 96, in the machine's byte order). Every SQLite version since 3.7.0 shares this file
-   * with every other, so its layout cannot change. Null when it cannot be read; then the
-   * thread checkpoints without looking.
-   */
-  private walIndex(): { lastFrame: number; copied: number } | null {
-    if (!this.shm) return null;
-    try {
-      const file = this.shm.file;
-      file.fd ??= openSync(`${this.shm.key}-shm`, 'r');
-      const head = Buffer.alloc(100);
-      if (readSync(file.fd, head, 0, 100, 0) < 100) return null;
-      return endianness() === 'LE'
-        ? { lastFrame: head.readUInt32LE(16), copied: head.readUInt32LE(96) }
-        : { lastFrame: head.readUInt32BE(16), copied: head.readUInt32BE(96) };
-    } catch {
-      return null;
-    }
-  }
-
-  private finishCheckpoint(): void {
-    this.restartWal = false;
-    try {
-      this.db.pragma('wal_checkpoint(PASSIVE)');
-    } catch (err) {
-      this.checkpointFailed(err);
-    }
-  }
-
-  /**
-   * The thread could not run (it failed to start, or died): SQLite's own checkpoint in COMMIT
-   * takes over at its usual length, as before there was a thread, rather than a new thread
-   * every CHECKPOINT_EVERY_MS that fails the same way.
-   */
-  private checkpointInline(): void {
-    this.checkpointsInline = true;
-    this.db.pragma(`wal_autocheckpoint = ${INLINE_CHECKPOINT_FRAMES}`);
-  }
-
-  /**
-   * A checkpoint fsyncs the WAL before it copies: an I/O error there is a failed fsync, as in
-   * durable(), after which nothing is acknowledged. Other errors (busy, a full disk) leave
-   * the WAL as it was, for the next checkpoint.
-   */
-  private checkpointFailed(err: unknown): void {
-    if (nativeCodeOf(err).startsWith('SQLITE_IOERR')) this.syncError ??= storeErrorOf(err);
-  }
-
   private exec(sql: string): void {
     try {
       this.db.exec(sql);
@@ -429,21 +266,11 @@ export class SqliteDriver implements Driver {
     this.walFd = null;
     await this.reader?.close();
     this.reader = null;
-    await this.checkpointer?.close();
-    this.checkpointer = null;
+    await this.checkpoints?.stop();
     if (this.db.open) this.db.close();
-    // Only now, and only by the last driver on the file: closing a descriptor of the -shm file
-    // drops every POSIX lock this process holds on it, SQLite's included, and another process
-    // could then take the WAL for unused, or write beside a transaction of ours.
-    if (this.shm && !this.released) {
-      this.released = true;
-      const { key, file } = this.shm;
-      if (--file.drivers === 0) {
-        if (file.fd !== null) closeSync(file.fd);
-        file.fd = null;
-        if (shmFiles.get(key) === file) shmFiles.delete(key);
-      }
-    }
+    // Only now: closing a descriptor of the -shm file drops every POSIX lock this process
+    // holds on it, SQLite's included (see Checkpoints).
+    this.checkpoints?.release();
   }
 }
 
