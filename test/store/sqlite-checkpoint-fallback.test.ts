@@ -4,22 +4,24 @@ import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { Harness } from '../../src/store/contract/harness.js';
 import { SqliteDriver } from '../../src/store/sqlite/sqlite-driver.js';
-import { StoreError } from '../../src/store/store-error.js';
+import { StoreError, storeErrorOf } from '../../src/store/store-error.js';
 import { onCleanup, tempDir } from '../helpers.js';
 
 // A checkpoint thread that cannot run (as when no thread or descriptor can be had): every
 // statement is refused and the thread counts as ended, or (`startable` false) the thread
 // cannot even be made, as `new Worker` throws ERR_WORKER_INIT_FAILED when the system has no
-// thread to give. Started threads are counted.
-const threads = vi.hoisted(() => ({ started: 0, startable: true }));
+// thread to give. Or (`ioError`) a thread that runs, but whose checkpoint fails its fsync of
+// the WAL, which no disk here can be made to do. Started threads are counted.
+const threads = vi.hoisted(() => ({ started: 0, startable: true, ioError: false }));
 vi.mock('../../src/store/sqlite/sqlite-thread.js', () => ({
   SqliteThread: class {
-    readonly ended = true;
+    readonly ended = !threads.ioError;
     constructor() {
       threads.started++;
       if (!threads.startable) throw Object.assign(new Error('EAGAIN'), { code: 'ERR_WORKER_INIT_FAILED' });
     }
     all(): Promise<unknown[]> {
+      if (threads.ioError) return Promise.reject(storeErrorOf(Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR_FSYNC' })));
       return Promise.reject(new StoreError('unavailable', 'sqlite: the SQLite thread ended'));
     }
     close(): Promise<number> {
@@ -55,7 +57,7 @@ async function longestWal(): Promise<number> {
   return Math.max(...frames);
 }
 
-describe('SQLite checkpoints when the thread cannot run', () => {
+describe('SQLite checkpoints when the thread fails', () => {
   it('fall back to SQLite’s own checkpoint in COMMIT, instead of starting a thread every 50 ms', async () => {
     threads.started = 0;
     threads.startable = true;
@@ -68,5 +70,23 @@ describe('SQLite checkpoints when the thread cannot run', () => {
     threads.startable = false;
     expect(await longestWal()).toBeLessThan(6000);
     expect(threads.started).toBe(1);
+  });
+
+  it('stop acknowledging when a checkpoint fails its fsync of the WAL, as a failed fdatasync does', async () => {
+    Object.assign(threads, { started: 0, startable: true, ioError: true });
+    const d = new SqliteDriver({ path: join(tempDir(), 'ioerr.db') });
+    onCleanup(() => d.close());
+    await d.migrate();
+    const h = new Harness(d);
+    const payload = JSON.stringify({ pad: 'p'.repeat(1000) });
+    // About 1,500 WAL frames, enough for a checkpoint on the thread.
+    for (let b = 0; b < 30; b++) await h.insert(...Array.from({ length: 80 }, () => h.task({ payload })));
+    for (let waited = 0; threads.started === 0 && waited < 5000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 20)); // the refusal reaches the driver
+    expect(threads.started).toBe(1);
+    const err = await h.insert(h.task()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreError);
+    expect(String(err)).toContain('SQLITE_IOERR_FSYNC');
+    expect((err as StoreError).code).toBe('unavailable');
   });
 });
