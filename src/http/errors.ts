@@ -5,6 +5,7 @@ import { describeSchemaError } from '../core/submit.js';
 import { ConveyorError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { isConflict, isUnavailable } from '../store/store-error.js';
+import { lingerAfterRefusal } from './linger.js';
 
 // Fastify's own errors, each mapped to one code of the catalogue.
 const FASTIFY: Record<string, (e: FastifyError) => ConveyorError> = {
@@ -47,6 +48,7 @@ export function toConveyorError(err: unknown, log?: Logger): ConveyorError {
 
 export function sendError(reply: FastifyReply, e: ConveyorError): FastifyReply {
   if (e.retryAfterS !== undefined) reply.header('retry-after', String(e.retryAfterS));
+  if (e.code === 'body_too_large') lingerAfterRefusal(reply);
   return reply.code(e.status).type('application/json').send(e.toJSON());
 }
 

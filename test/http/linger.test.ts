@@ -1,0 +1,58 @@
+import { connect, type Socket } from 'node:net';
+import { expect, it } from 'vitest';
+import { LINGER_BYTES } from '../../src/http/linger.js';
+import { startConveyor } from '../helpers.js';
+
+const MB = 1024 * 1024;
+
+async function server(): Promise<number> {
+  const c = await startConveyor({ worker: false });
+  return Number(new URL(await c.listen({ port: 0, bodyLimit: MB })).port);
+}
+
+/** A raw connection that keeps everything the server sends, and how it ended. */
+function open(port: number): { socket: Socket; text: () => string; closed: Promise<void> } {
+  const socket = connect(port, '127.0.0.1');
+  let text = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (d: string) => (text += d));
+  socket.on('error', () => {});
+  return { socket, text: () => text, closed: new Promise((r) => socket.on('close', () => r())) };
+}
+
+const write = (s: Socket, data: string | Buffer) =>
+  new Promise<void>((resolve, reject) => s.write(data, (err) => (err ? reject(err) : resolve())));
+
+it('reads an oversize body to its end: the client gets the 413 without a reset, and its connection carries the next request', async () => {
+  const port = await server();
+  const { socket, text } = open(port);
+  const size = 16 * MB;
+  await write(socket, `POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${size}\r\n\r\n`);
+  // The whole body, in pieces: a server that closed after its 413 fails these writes (EPIPE, ECONNRESET).
+  for (let sent = 0; sent < size; sent += MB) await write(socket, Buffer.alloc(MB, 0x20));
+  await write(socket, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+  await expect.poll(() => text().match(/HTTP\/1\.1 \d+/g), { timeout: 5000 }).toEqual(['HTTP/1.1 413', 'HTTP/1.1 200']);
+  expect(text()).toContain('"code":"body_too_large"');
+  socket.destroy();
+});
+
+it('cuts a client that goes on sending past the bound, after it has had the 413 in front of it', async () => {
+  const port = await server();
+  const { socket, text, closed } = open(port);
+  let sent = 0;
+  let ended = false;
+  socket.once('error', () => (ended = true));
+  void closed.then(() => (ended = true));
+  await write(socket, 'POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n');
+  const chunk = Buffer.concat([Buffer.from(`${MB.toString(16)}\r\n`), Buffer.alloc(MB, 0x5b), Buffer.from('\r\n')]);
+  while (!ended && sent < 4 * LINGER_BYTES) {
+    await write(socket, chunk).catch(() => {});
+    sent += MB;
+  }
+  await closed;
+  expect(text()).toMatch(/^HTTP\/1\.1 413 /);
+  expect(text()).toContain('"code":"body_too_large"');
+  // read and thrown away up to the bound, then cut (long before four times it)
+  expect(sent).toBeGreaterThan(LINGER_BYTES);
+  expect(sent).toBeLessThan(4 * LINGER_BYTES);
+});
