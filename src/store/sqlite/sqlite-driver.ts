@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { systemClock } from '../../clock.js';
 import type { Driver, Queries } from '../driver.js';
 import { loadMigrations, loadQueries } from '../sql-files.js';
-import { StoreError, storeErrorOf } from '../store-error.js';
+import { nativeCodeOf, StoreError, storeErrorOf } from '../store-error.js';
 import { type BetterSqlite3, Database } from './better-sqlite3.js';
 import { Checkpoints } from './checkpoints.js';
 import { Prepared } from './prepared.js';
@@ -139,7 +139,7 @@ export class SqliteDriver implements Driver {
         // After a failed fsync of the WAL, SQLite's own fsync in this COMMIT may succeed, but
         // the commit would still be lost with the frames before it (see durable()).
         if (want === 'FULL' && this.syncError) throw this.syncError;
-        this.exec('COMMIT');
+        this.commit();
         if (want === 'NORMAL') this.unsynced++;
         this.checkpoints?.afterCommit();
         return out;
@@ -209,6 +209,20 @@ export class SqliteDriver implements Driver {
     );
     this.syncRunning = run;
     return run;
+  }
+
+  /**
+   * An I/O error in COMMIT (writing the WAL, or SQLite's own fsync of it with synchronous=FULL)
+   * counts as a failed fdatasync of ours: the failed write-back may have taken the frames of
+   * commits made without an fsync, and the next fsync, reporting nothing, would acknowledge them.
+   */
+  private commit(): void {
+    try {
+      this.exec('COMMIT');
+    } catch (err) {
+      if (nativeCodeOf(err).startsWith('SQLITE_IOERR')) this.syncError ??= storeErrorOf(err);
+      throw err;
+    }
   }
 
   private exec(sql: string): void {

@@ -1,0 +1,47 @@
+/*
+ * Preloaded into a child process (LD_PRELOAD) by sqlite-wal-sync-fault.test.ts: the next fsync
+ * or fdatasync of a SQLite WAL (a path ending in "-wal") after the file named by
+ * CONVEYOR_FAIL_WAL_SYNC appears fails with EIO, and that file is removed, so each trigger
+ * fails one call, as a disk reports a write-back error to one fsync. SQLite's own fsync in a
+ * COMMIT and Node's fdatasync both reach libc through these symbols.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int fail_now(int fd) {
+  const char *trigger = getenv("CONVEYOR_FAIL_WAL_SYNC");
+  if (trigger == NULL) return 0;
+  char link[64], path[4096];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, path, sizeof path - 1);
+  if (n < 4) return 0;
+  path[n] = '\0';
+  if (strcmp(path + n - 4, "-wal") != 0) return 0;
+  /* unlink succeeds for one caller only: one failure per trigger, whichever thread asks first */
+  return unlink(trigger) == 0;
+}
+
+int fsync(int fd) {
+  static int (*real)(int);
+  if (real == NULL) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+  if (fail_now(fd)) {
+    errno = EIO;
+    return -1;
+  }
+  return real(fd);
+}
+
+int fdatasync(int fd) {
+  static int (*real)(int);
+  if (real == NULL) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+  if (fail_now(fd)) {
+    errno = EIO;
+    return -1;
+  }
+  return real(fd);
+}

@@ -1,0 +1,36 @@
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect, it } from 'vitest';
+import { tempDir } from '../helpers.js';
+
+// A real fsync failure inside SQLite's COMMIT: a preloaded shim (faults/fail-wal-sync.c) makes
+// one fsync of the WAL answer EIO in a child process, so the store under test is the real
+// SQLite through libc, not a mock. (The driver's own fdatasync failing is sqlite-durable.test.ts.)
+
+const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+const driver = new URL('../../dist/store/sqlite/sqlite-driver.js', import.meta.url).href;
+
+function shim(dir: string): string {
+  const so = join(dir, 'fail-wal-sync.so');
+  execFileSync('cc', ['-shared', '-fPIC', '-O2', '-o', so, here('./faults/fail-wal-sync.c'), '-ldl']);
+  return so;
+}
+
+it('stops acknowledging after SQLite fails to fsync the WAL in a COMMIT, as after its own failed fdatasync', () => {
+  const dir = tempDir();
+  const trigger = join(dir, 'fail-next-wal-sync');
+  const out = execFileSync(process.execPath, [here('./faults/wal-sync-child.mjs'), driver, join(dir, 'store.db'), trigger], {
+    env: { ...process.env, LD_PRELOAD: shim(dir), CONVEYOR_FAIL_WAL_SYNC: trigger },
+    encoding: 'utf8',
+  });
+  expect(JSON.parse(out)).toEqual({
+    before: 'ok',
+    unsynced: 'ok',
+    failedCommit: 'SQLITE_IOERR_FSYNC',
+    triggerUsed: true,
+    // The next fsync succeeds, but the commit made without one may have gone with the failure.
+    durableAfter: 'SQLITE_IOERR_FSYNC',
+    commitAfter: 'SQLITE_IOERR_FSYNC',
+  });
+});
