@@ -32,5 +32,7 @@ it('stops acknowledging after SQLite fails to fsync the WAL in a COMMIT, as afte
     // The next fsync succeeds, but the commit made without one may have gone with the failure.
     durableAfter: 'SQLITE_IOERR_FSYNC',
     commitAfter: 'SQLITE_IOERR_FSYNC',
+    // and /healthz answers 503, so that a supervisor restarts the server
+    pingAfter: 'SQLITE_IOERR_FSYNC',
   });
 });

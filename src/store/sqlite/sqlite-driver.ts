@@ -268,6 +268,9 @@ export class SqliteDriver implements Driver {
   }
 
   async ping(): Promise<void> {
+    // A store that acknowledges nothing until a restart is not healthy: /healthz says so, and a
+    // supervisor restarts it.
+    if (this.syncError) throw this.syncError;
     this.db.prepare('SELECT 1').get();
   }
 

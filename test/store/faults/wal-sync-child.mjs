@@ -23,5 +23,6 @@ steps.triggerUsed = !existsSync(trigger);
 // The fsyncs from here on succeed; none of them may stand for the frames the failed one lost.
 steps.durableAfter = await outcome(d.durable());
 steps.commitAfter = await outcome(write(true, 4));
+steps.pingAfter = await outcome(d.ping());
 await d.close();
 process.stdout.write(`${JSON.stringify(steps)}\n`);
