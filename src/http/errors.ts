@@ -48,7 +48,7 @@ export function toConveyorError(err: unknown, log?: Logger): ConveyorError {
 
 export function sendError(reply: FastifyReply, e: ConveyorError): FastifyReply {
   if (e.retryAfterS !== undefined) reply.header('retry-after', String(e.retryAfterS));
-  if (e.code === 'body_too_large') lingerAfterRefusal(reply);
+  lingerAfterRefusal(reply);
   return reply.code(e.status).type('application/json').send(e.toJSON());
 }
 

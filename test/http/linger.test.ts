@@ -1,5 +1,5 @@
 import { connect, type Socket } from 'node:net';
-import { expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LINGER_BYTES } from '../../src/http/linger.js';
 import { startConveyor } from '../helpers.js';
 
@@ -23,36 +23,43 @@ function open(port: number): { socket: Socket; text: () => string; closed: Promi
 const write = (s: Socket, data: string | Buffer) =>
   new Promise<void>((resolve, reject) => s.write(data, (err) => (err ? reject(err) : resolve())));
 
-it('reads an oversize body to its end: the client gets the 413 without a reset, and its connection carries the next request', async () => {
-  const port = await server();
-  const { socket, text } = open(port);
-  const size = 16 * MB;
-  await write(socket, `POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${size}\r\n\r\n`);
-  // The whole body, in pieces: a server that closed after its 413 fails these writes (EPIPE, ECONNRESET).
-  for (let sent = 0; sent < size; sent += MB) await write(socket, Buffer.alloc(MB, 0x20));
-  await write(socket, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
-  await expect.poll(() => text().match(/HTTP\/1\.1 \d+/g), { timeout: 5000 }).toEqual(['HTTP/1.1 413', 'HTTP/1.1 200']);
-  expect(text()).toContain('"code":"body_too_large"');
-  socket.destroy();
-});
+// Refusals answered before the body has all arrived: too large for the body limit (Fastify
+// stops reading), and an unknown lambda of the ingest route (answered before the body is read).
+describe.each([
+  ['POST /v1/tasks', 413, 'body_too_large'],
+  ['POST /v1/ingest/no-such-lambda', 404, 'unknown_lambda'],
+])('%s with a body still arriving', (request, status, code) => {
+  it(`answers ${status} without a reset: the client reads it after its upload, and its connection carries the next request`, async () => {
+    const port = await server();
+    const { socket, text } = open(port);
+    const size = 16 * MB;
+    await write(socket, `${request} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${size}\r\n\r\n`);
+    // The whole body, in pieces: a server that closed after its answer fails these writes (EPIPE, ECONNRESET).
+    for (let sent = 0; sent < size; sent += MB) await write(socket, Buffer.alloc(MB, 0x20));
+    await write(socket, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    await expect.poll(() => text().match(/HTTP\/1\.1 \d+/g), { timeout: 5000 }).toEqual([`HTTP/1.1 ${status}`, 'HTTP/1.1 200']);
+    expect(text()).toContain(`"code":"${code}"`);
+    socket.destroy();
+  });
 
-it('cuts a client that goes on sending past the bound, after it has had the 413 in front of it', async () => {
-  const port = await server();
-  const { socket, text, closed } = open(port);
-  let sent = 0;
-  let ended = false;
-  socket.once('error', () => (ended = true));
-  void closed.then(() => (ended = true));
-  await write(socket, 'POST /v1/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n');
-  const chunk = Buffer.concat([Buffer.from(`${MB.toString(16)}\r\n`), Buffer.alloc(MB, 0x5b), Buffer.from('\r\n')]);
-  while (!ended && sent < 4 * LINGER_BYTES) {
-    await write(socket, chunk).catch(() => {});
-    sent += MB;
-  }
-  await closed;
-  expect(text()).toMatch(/^HTTP\/1\.1 413 /);
-  expect(text()).toContain('"code":"body_too_large"');
-  // read and thrown away up to the bound, then cut (long before four times it)
-  expect(sent).toBeGreaterThan(LINGER_BYTES);
-  expect(sent).toBeLessThan(4 * LINGER_BYTES);
+  it(`cuts a client that goes on sending past the bound, after it has had the ${status} in front of it`, async () => {
+    const port = await server();
+    const { socket, text, closed } = open(port);
+    let sent = 0;
+    let ended = false;
+    socket.once('error', () => (ended = true));
+    void closed.then(() => (ended = true));
+    await write(socket, `${request} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`);
+    const chunk = Buffer.concat([Buffer.from(`${MB.toString(16)}\r\n`), Buffer.alloc(MB, 0x5b), Buffer.from('\r\n')]);
+    while (!ended && sent < 4 * LINGER_BYTES) {
+      await write(socket, chunk).catch(() => {});
+      sent += MB;
+    }
+    await closed;
+    expect(text()).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+    expect(text()).toContain(`"code":"${code}"`);
+    // read and thrown away up to the bound, then cut (long before four times it)
+    expect(sent).toBeGreaterThan(LINGER_BYTES);
+    expect(sent).toBeLessThan(4 * LINGER_BYTES);
+  });
 });
