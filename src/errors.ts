@@ -35,7 +35,7 @@ export const ERROR_CATALOGUE = {
     description: 'A worker reported on an attempt it no longer holds (its lease expired or moved); the report was refused.',
   },
   body_too_large: { status: 413, description: 'The request body is larger than the configured limit.' },
-  unsupported_media_type: { status: 415, description: 'The request body is not application/json.' },
+  unsupported_media_type: { status: 415, description: 'The request body is not application/json, or declares a charset other than UTF-8.' },
   queue_full: { status: 429, description: 'The intake queue is full; retry after the number of seconds in Retry-After.' },
   internal_error: { status: 500, description: 'An unexpected error; the server log has the details.' },
   store_unavailable: {

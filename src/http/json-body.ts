@@ -16,6 +16,15 @@ export function strictJsonBodies(scope: FastifyInstance): void {
   const parse = scope.getDefaultJsonParser('error', 'error');
   scope.removeContentTypeParser('application/json');
   scope.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+    const charset = charsetOf(req.headers['content-type']);
+    if (charset !== null && charset !== 'utf-8' && charset !== 'utf8') {
+      // JSON between systems is UTF-8 (RFC 8259); read as UTF-8, such a body would be changed or refused for its bytes.
+      done(
+        new ConveyorError('unsupported_media_type', `send the body as UTF-8 (charset=utf-8), not charset=${charset.slice(0, 40)}`),
+        undefined,
+      );
+      return;
+    }
     const buf = body as Buffer;
     if (!isUtf8(buf)) {
       done(new ConveyorError('invalid_json', 'the body is not valid UTF-8'), undefined);
@@ -24,6 +33,12 @@ export function strictJsonBodies(scope: FastifyInstance): void {
     const text = buf.toString('utf8');
     parse(req, text, (err, value) => (err ? done(whyRefused(text), undefined) : done(null, value)));
   });
+}
+
+/** The charset parameter of a Content-Type, lower-cased and unquoted; null when there is none. */
+function charsetOf(contentType: string | undefined): string | null {
+  const m = /;\s*charset\s*=\s*("?)([^";\s]*)\1/i.exec(contentType ?? '');
+  return m ? m[2].toLowerCase() : null;
 }
 
 /** Fastify's parser answers "not valid JSON" for everything; say which of its two refusals it was. */

@@ -157,6 +157,25 @@ describe('HTTP API through a real socket', () => {
       ['POST', '/v1/tasks', { lambda: 'echo', collection: '*' }, 400, 'validation_failed', /collection must not be "\*"/],
       ['POST', '/v1/lambdas/echo/pause', { collection: '*' }, 400, 'validation_failed', /collection/],
       ['POST', '/v1/tasks', '{"lambda":"echo"}', 415, 'unsupported_media_type', undefined, { 'content-type': 'text/plain' }],
+      // JSON is UTF-8 (RFC 8259): another charset is refused, not read as UTF-8
+      [
+        'POST',
+        '/v1/tasks',
+        '{"lambda":"echo"}',
+        415,
+        'unsupported_media_type',
+        /charset=latin1/,
+        { 'content-type': 'application/json; charset=latin1' },
+      ],
+      [
+        'POST',
+        '/v1/tasks',
+        '{"lambda":"echo"}',
+        415,
+        'unsupported_media_type',
+        /utf-16/,
+        { 'content-type': 'application/json;charset="UTF-16"' },
+      ],
       ['POST', '/v1/tasks', Buffer.from('{"lambda":"echo","payload":"\xff\xfe"}', 'latin1'), 400, 'invalid_json', /UTF-8/],
       [
         'POST',
@@ -226,6 +245,14 @@ describe('HTTP API through a real socket', () => {
     expect(ok.status).toBe(201);
     const stored = await call('GET', `/v1/tasks/${ok.json.task.id}`);
     expect(stored.json.task).toMatchObject({ runAt: '2028-02-29T00:00:00.000Z', key: 'k\u{1F600}' });
+  });
+
+  it('takes a JSON body declared UTF-8 in any spelling of the charset', async () => {
+    const { call } = await serve();
+    for (const type of ['application/json; charset=utf-8', 'application/json;charset="UTF-8"', 'application/json; charset=utf8']) {
+      const r = await call('POST', '/v1/tasks', '{"lambda":"echo","payload":"é"}', { 'content-type': type });
+      expect({ type, status: r.status, payload: r.json.task?.payload }).toEqual({ type, status: 201, payload: 'é' });
+    }
   });
 
   it('answers requests refused before routing in the same error shape', async () => {
