@@ -19,8 +19,10 @@ export const LINGER_BYTES = 64 * 1024 * 1024;
 export function lingerAfterRefusal(reply: FastifyReply): void {
   const req = reply.request.raw;
   if (req.complete || req.destroyed) return;
-  // Fastify asks to close a connection whose body it could not take; the rest is read here instead.
-  reply.removeHeader('connection');
+  // Fastify's body parser asks (on the reply) to close a connection whose body it could not take;
+  // the rest is read here instead. A stop asks too, on the raw response of every request once
+  // app.close() began: that one is kept, as the connection is about to be cut.
+  if (reply.hasHeader('connection') && !reply.raw.hasHeader('connection')) reply.removeHeader('connection');
   let bytes = 0;
   const cut = () => req.socket.destroy();
   const timer = setTimeout(cut, LINGER_MS).unref();

@@ -63,3 +63,56 @@ describe.each([
     expect(sent).toBeLessThan(4 * LINGER_BYTES);
   });
 });
+
+describe('a refusal before the body has arrived, while the server stops', () => {
+  it('keeps the Connection: close of a stop: the client is not told to reuse a connection about to be cut', async () => {
+    const c = await startConveyor({ worker: false, lambdas: [{ name: 'echo', handler: async (p) => p }] });
+    const url = await c.listen({ port: 0, bodyLimit: MB });
+    const port = Number(new URL(url).port);
+    // Two kept-alive connections, opened before the stop.
+    const held = [open(port), open(port)];
+    for (const { socket, text } of held) {
+      await write(socket, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+      await expect.poll(() => text()).toMatch(/"ok":true/);
+    }
+
+    // A submit being written holds the stop in its drain.
+    const engine = c.engine;
+    const insert = engine.insertPrepared.bind(engine);
+    let writing = false;
+    let release = () => {};
+    const released = new Promise<void>((r) => (release = r));
+    engine.insertPrepared = async (tasks) => {
+      writing = true;
+      await released;
+      return insert(tasks);
+    };
+    const submitted = fetch(`${url}/v1/tasks`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ lambda: 'echo', payload: 1 }),
+    }).then((r) => r.status);
+    await expect.poll(() => writing).toBe(true);
+    const closed = c.close();
+    await new Promise((r) => setTimeout(r, 50));
+
+    // Refused before their bodies are sent: in the ingest route's onRequest hook, and by the body limit.
+    const requests = [
+      ['POST /v1/ingest/no-such-lambda', 10, 404],
+      ['POST /v1/tasks', 2 * MB, 413],
+    ] as const;
+    const heads = await Promise.all(
+      requests.map(async ([request, length, status], i) => {
+        const { socket, text } = held[i];
+        const before = text().length;
+        await write(socket, `${request} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`);
+        await expect.poll(() => text().slice(before)).toMatch(new RegExp(`^HTTP/1\\.1 ${status} [^]*\r\n\r\n\\{`));
+        return text().slice(before).split('\r\n\r\n')[0];
+      }),
+    ).finally(release);
+    for (const head of heads) expect(head).toMatch(/\r\nconnection: close/i);
+    expect(await submitted).toBe(201);
+    await closed;
+    for (const { socket } of held) socket.destroy();
+  });
+});
