@@ -30,7 +30,7 @@ vi.mock('../../src/store/sqlite/sqlite-thread.js', () => ({
   },
 }));
 
-/** Writes about 15,000 WAL frames over a second or more, under the 16,000 of the backstop; the WAL's longest length seen. */
+/** Writes about 15,000 WAL frames over a second or more; the WAL's longest length seen. */
 async function longestWal(): Promise<number> {
   const path = join(tempDir(), 'fallback.db');
   const d = new SqliteDriver({ path });
@@ -58,10 +58,10 @@ async function longestWal(): Promise<number> {
 }
 
 describe('SQLite checkpoints when the thread fails', () => {
-  it('fall back to SQLite’s own checkpoint in COMMIT, instead of starting a thread every 50 ms', async () => {
+  it('fall back to checkpoints on the writer’s connection, instead of starting a thread every 50 ms', async () => {
     threads.started = 0;
     threads.startable = true;
-    expect(await longestWal()).toBeLessThan(6000); // checkpointed every 4,000 frames, inside COMMIT
+    expect(await longestWal()).toBeLessThan(6000); // checkpointed every 4,000 frames, between transactions
     expect(threads.started).toBe(1);
   });
 

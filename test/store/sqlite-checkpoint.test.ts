@@ -44,8 +44,8 @@ describe('SQLite checkpoints', () => {
       return false;
     };
     expect(await copied()).toBe(true);
-    // About 25 MB more in 280 commits: 14,500 frames in all, under the 16,000 at which SQLite's
-    // own checkpoint (the backstop, inside COMMIT) would start, yet the WAL stays shorter.
+    // About 25 MB more in 280 commits: 14,500 frames in all, yet the WAL stays shorter (SQLite's
+    // own checkpoint inside COMMIT is off).
     const frames: number[] = [];
     for (let b = 30; b < 310; b++) {
       await write();

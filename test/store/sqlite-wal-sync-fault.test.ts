@@ -36,3 +36,19 @@ it('stops acknowledging after SQLite fails to fsync the WAL in a COMMIT, as afte
     pingAfter: 'SQLITE_IOERR_FSYNC',
   });
 });
+
+it('stops acknowledging after a checkpoint on the writer’s connection fails to fsync the WAL (SQLite’s own, inside COMMIT, reported nothing)', () => {
+  const dir = tempDir();
+  const trigger = join(dir, 'fail-next-wal-sync');
+  const out = execFileSync(process.execPath, [here('./faults/checkpoint-sync-child.mjs'), driver, join(dir, 'store.db'), trigger], {
+    env: { ...process.env, LD_PRELOAD: shim(dir), CONVEYOR_FAIL_WAL_SYNC: trigger },
+    encoding: 'utf8',
+  });
+  const steps = JSON.parse(out);
+  expect(steps).toMatchObject({ before: 'ok', unsynced: 'ok', triggerUsed: true });
+  // The bulk commit may itself be refused (a checkpoint that fails before it returns), or go
+  // through and leave its fsync to come; either way nothing is acknowledged after the failure.
+  expect(steps.bulk).toMatch(/^(ok|SQLITE_IOERR\w*|EIO)$/);
+  for (const step of ['durableAfter', 'commitAfter', 'pingAfter'])
+    expect([step, steps[step]]).toEqual([step, expect.stringMatching(/^(SQLITE_IOERR\w*|EIO)$/)]);
+});

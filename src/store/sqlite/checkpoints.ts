@@ -10,9 +10,7 @@ const CHECKPOINT_EVERY_MS = 50;
 const CHECKPOINT_FRAMES = 1000;
 /** A WAL this long after the thread's checkpoint is finished on the writer's connection, so it starts again from its beginning. */
 const WAL_RESTART_FRAMES = 4000;
-/** Where SQLite's own checkpoint in COMMIT takes over, should the thread fall behind. */
-const WAL_BACKSTOP_FRAMES = 16000;
-/** SQLite's own checkpoint once the thread has failed: in bigger steps than its 1,000-page default, fewer fsyncs of the main file. */
+/** Checkpoints on the writer's connection once the thread has failed: in bigger steps than SQLite's 1,000-page default, fewer fsyncs of the main file. */
 const INLINE_CHECKPOINT_FRAMES = 4000;
 
 /**
@@ -36,16 +34,24 @@ const shmFiles = new Map<string, { fd: number | null; stores: number }>();
  * starts again from its beginning only after one has: so when the thread finds the WAL long,
  * the next transaction first checkpoints on the writer's connection what came after the
  * thread's copy (a few frames) and then writes from the start of the WAL.
+ *
+ * SQLite's own automatic checkpoint is off: it runs after a COMMIT and throws its error away
+ * (sqlite3WalDefaultHook), so an fsync of the WAL failing in it went unseen, and the next
+ * fsync, reporting nothing, acknowledged commits the failed write-back may have taken. Every
+ * checkpoint on the writer's connection is run here instead, where its error is seen.
  */
 export class Checkpoints {
   private thread: SqliteThread | null = null;
   private state: 'idle' | 'waiting' | 'running' = 'idle';
   /** A commit came while a look or a checkpoint was pending: another look follows it. */
   private again = false;
-  /** The thread failed: SQLite checkpoints inside COMMIT again (see inline()). */
+  /** The thread failed: the writer's connection checkpoints, between transactions (see inline()). */
   private inlineOnly = false;
-  /** The thread's last checkpoint found a long WAL: finish it on the writer, between transactions. */
-  private restartWal = false;
+  /**
+   * A checkpoint on the writer before its next transaction: the thread's last one found a long
+   * WAL (finished here, so the WAL restarts), or one was due while a transaction was open.
+   */
+  private writerNext = false;
   private stopped = false;
   private readonly shm: { key: string; file: { fd: number | null; stores: number } };
   private released = false;
@@ -57,8 +63,8 @@ export class Checkpoints {
     /** A checkpoint's I/O error: its fsync of the WAL failed, as durable()'s may (nothing is acknowledged after it). */
     private readonly failedSync: (err: Error) => void,
   ) {
-    // This connection checkpoints by itself only if the thread falls this far behind.
-    db.pragma(`wal_autocheckpoint = ${WAL_BACKSTOP_FRAMES}`);
+    // Never inside a COMMIT, where a failed fsync of the WAL would go unreported (see above).
+    db.pragma('wal_autocheckpoint = 0');
     // The name SQLite opens the -shm by (it follows symbolic links), shared by every store on the file.
     let key = path;
     try {
@@ -70,20 +76,16 @@ export class Checkpoints {
     this.shm = { key, file };
   }
 
-  /** Before a transaction begins: a long WAL's checkpoint is finished here, so this write restarts it. */
+  /** Before a transaction begins: a checkpoint due on the writer runs here (a long WAL's is finished, so this write restarts it). */
   beforeTransaction(): void {
-    if (!this.restartWal || this.state === 'running') return;
-    this.restartWal = false;
-    try {
-      this.db.pragma('wal_checkpoint(PASSIVE)');
-    } catch (err) {
-      this.failed(err);
-    }
+    if (!this.writerNext || this.state === 'running') return;
+    this.writerNext = false;
+    this.onWriter();
   }
 
   /** After a commit: a look at the WAL's length within CHECKPOINT_EVERY_MS. */
   afterCommit(): void {
-    if (this.inlineOnly || this.stopped) return;
+    if (this.stopped) return;
     if (this.state !== 'idle') {
       this.again = true;
       return;
@@ -116,7 +118,7 @@ export class Checkpoints {
       return;
     }
     const wal = this.walIndex();
-    if (wal && wal.lastFrame - wal.copied < CHECKPOINT_FRAMES) {
+    if (wal && wal.lastFrame - wal.copied < (this.inlineOnly ? INLINE_CHECKPOINT_FRAMES : CHECKPOINT_FRAMES)) {
       // Too few frames yet; look again after the next commit, or now if there were commits
       // meanwhile (the last ones of a burst would otherwise wait for the next write).
       this.state = 'idle';
@@ -126,24 +128,34 @@ export class Checkpoints {
       }
       return;
     }
-    if (!this.thread || this.thread.ended) {
+    if (!this.inlineOnly && (!this.thread || this.thread.ended)) {
       try {
         this.thread = new SqliteThread(this.path, { readonly: false });
       } catch {
         // No thread to be had (new Worker throws ERR_WORKER_INIT_FAILED): as for one that died,
-        // rather than an uncaught exception in this timer and no checkpoint before the backstop.
-        this.state = 'idle';
+        // rather than an uncaught exception in this timer and no checkpoint at all.
         this.inline();
-        return;
       }
+    }
+    const thread = this.thread;
+    if (this.inlineOnly || !thread) {
+      // Between transactions, as SQLite's own checkpoint ran after a COMMIT.
+      if (this.db.inTransaction) this.writerNext = true;
+      else this.onWriter();
+      this.state = 'idle';
+      if (this.again) {
+        this.again = false;
+        this.afterCommit();
+      }
+      return;
     }
     this.state = 'running';
     this.again = false;
-    this.thread
+    thread
       .all('PRAGMA wal_checkpoint(PASSIVE)')
       .then(
         (rows) => {
-          if (Number((rows[0] as { log?: number } | undefined)?.log) >= WAL_RESTART_FRAMES) this.restartWal = true;
+          if (Number((rows[0] as { log?: number } | undefined)?.log) >= WAL_RESTART_FRAMES) this.writerNext = true;
         },
         (err) => {
           this.failed(err);
@@ -177,14 +189,22 @@ export class Checkpoints {
     }
   }
 
+  /** A checkpoint on the writer's connection, between its transactions. */
+  private onWriter(): void {
+    try {
+      this.db.pragma('wal_checkpoint(PASSIVE)');
+    } catch (err) {
+      this.failed(err);
+    }
+  }
+
   /**
-   * The thread could not run (it failed to start, or died): SQLite's own checkpoint in COMMIT
-   * takes over at its usual length, as before there was a thread, rather than a new thread
-   * every CHECKPOINT_EVERY_MS that fails the same way.
+   * The thread could not run (it failed to start, or died): the writer's connection checkpoints
+   * every INLINE_CHECKPOINT_FRAMES, as SQLite's own checkpoint in COMMIT did before there was a
+   * thread, rather than a new thread every CHECKPOINT_EVERY_MS that fails the same way.
    */
   private inline(): void {
     this.inlineOnly = true;
-    this.db.pragma(`wal_autocheckpoint = ${INLINE_CHECKPOINT_FRAMES}`);
   }
 
   /**
