@@ -17,7 +17,7 @@ export function strictJsonBodies(scope: FastifyInstance): void {
   scope.removeContentTypeParser('application/json');
   scope.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
     const charset = charsetOf(req.headers['content-type']);
-    if (charset !== null && charset !== 'utf-8' && charset !== 'utf8') {
+    if (charset !== null && !UTF8_READABLE.has(charset)) {
       // JSON between systems is UTF-8 (RFC 8259); read as UTF-8, such a body would be changed or refused for its bytes.
       done(
         new ConveyorError('unsupported_media_type', `send the body as UTF-8 (charset=utf-8), not charset=${charset.slice(0, 40)}`),
@@ -34,6 +34,9 @@ export function strictJsonBodies(scope: FastifyInstance): void {
     parse(req, text, (err, value) => (err ? done(whyRefused(text), undefined) : done(null, value)));
   });
 }
+
+/** Charsets a body is read the same in as in UTF-8: UTF-8 itself, and US-ASCII, a subset of it. */
+const UTF8_READABLE: ReadonlySet<string> = new Set(['utf-8', 'utf8', 'us-ascii']);
 
 /** The charset parameter of a Content-Type, lower-cased and unquoted; null when there is none. */
 function charsetOf(contentType: string | undefined): string | null {

@@ -255,6 +255,14 @@ describe('HTTP API through a real socket', () => {
     }
   });
 
+  it('takes a JSON body declared US-ASCII, which reads the same as UTF-8 (.NET StringContent with Encoding.ASCII sends it)', async () => {
+    const { call } = await serve();
+    for (const type of ['application/json; charset=us-ascii', 'application/json; charset="US-ASCII"']) {
+      const r = await call('POST', '/v1/tasks', '{"lambda":"echo","payload":"\\u00e9"}', { 'content-type': type });
+      expect({ type, status: r.status, payload: r.json.task?.payload }).toEqual({ type, status: 201, payload: 'é' });
+    }
+  });
+
   it('answers requests refused before routing in the same error shape', async () => {
     const { url } = await serve();
     const cases: Array<[string, number, string]> = [
