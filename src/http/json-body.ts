@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer';
+import { MIMEType } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import { ConveyorError } from '../errors.js';
 
@@ -40,8 +41,13 @@ const UTF8_READABLE: ReadonlySet<string> = new Set(['utf-8', 'utf8', 'us-ascii']
 
 /** The charset parameter of a Content-Type, lower-cased and unquoted; null when there is none. */
 function charsetOf(contentType: string | undefined): string | null {
-  const m = /;\s*charset\s*=\s*("?)([^";\s]*)\1/i.exec(contentType ?? '');
-  return m ? m[2].toLowerCase() : null;
+  // Parsed as browsers parse a MIME type (quoted values, parameter names in any case); a header
+  // it cannot read passed Fastify as JSON, and is read as UTF-8 like one without a charset.
+  try {
+    return new MIMEType(contentType ?? '').params.get('charset')?.toLowerCase() || null;
+  } catch {
+    return null;
+  }
 }
 
 /** Fastify's parser answers "not valid JSON" for everything; say which of its two refusals it was. */

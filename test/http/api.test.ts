@@ -249,7 +249,14 @@ describe('HTTP API through a real socket', () => {
 
   it('takes a JSON body declared UTF-8 in any spelling of the charset', async () => {
     const { call } = await serve();
-    for (const type of ['application/json; charset=utf-8', 'application/json;charset="UTF-8"', 'application/json; charset=utf8']) {
+    const types = [
+      'application/json; charset=utf-8',
+      'application/json;charset="UTF-8"',
+      'application/json; charset=utf8',
+      // a charset inside another parameter's quoted value is no charset
+      'application/json; profile="x;charset=latin1"',
+    ];
+    for (const type of types) {
       const r = await call('POST', '/v1/tasks', '{"lambda":"echo","payload":"é"}', { 'content-type': type });
       expect({ type, status: r.status, payload: r.json.task?.payload }).toEqual({ type, status: 201, payload: 'é' });
     }

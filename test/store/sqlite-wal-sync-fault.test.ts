@@ -52,3 +52,18 @@ it('stops acknowledging after a checkpoint on the writer’s connection fails to
   for (const step of ['durableAfter', 'commitAfter', 'pingAfter'])
     expect([step, steps[step]]).toEqual([step, expect.stringMatching(/^(SQLITE_IOERR\w*|EIO)$/)]);
 });
+
+it('acknowledges nothing on an fdatasync that succeeded while SQLite’s own fsync of the WAL failed beside it', () => {
+  const dir = tempDir();
+  const [fail, slow] = [join(dir, 'fail-next-wal-sync'), join(dir, 'slow-next-wal-sync')];
+  const out = execFileSync(process.execPath, [here('./faults/sync-race-child.mjs'), driver, join(dir, 'store.db'), fail, slow], {
+    env: { ...process.env, LD_PRELOAD: shim(dir), CONVEYOR_FAIL_WAL_SYNC: fail, CONVEYOR_SLOW_WAL_SYNC: slow },
+    encoding: 'utf8',
+  });
+  expect(JSON.parse(out)).toEqual({
+    unsynced: 'ok',
+    slowStarted: true,
+    failedCommit: 'SQLITE_IOERR_FSYNC',
+    durable: 'SQLITE_IOERR_FSYNC',
+  });
+});

@@ -202,8 +202,10 @@ export class SqliteDriver implements Driver {
     const run: Promise<void> = new Promise((resolve, reject) =>
       fdatasync(fd, (err) => {
         if (this.syncRunning === run) this.syncRunning = null;
-        if (!err) return resolve();
-        this.syncError = storeErrorOf(err);
+        // A checkpoint or COMMIT on the writer may have met the write-back error while this ran,
+        // and then this fdatasync reports nothing of it.
+        if (!err && !this.syncError) return resolve();
+        this.syncError ??= storeErrorOf(err);
         reject(this.syncError);
       }),
     );
@@ -256,7 +258,8 @@ export class SqliteDriver implements Driver {
         this.db.exec('COMMIT');
         this.unsynced++; // committed without an fsync (synchronous=NORMAL): durable() below covers it
       } catch (err) {
-        this.db.exec('ROLLBACK');
+        // SQLite may have rolled the transaction back itself (an I/O error in COMMIT): the error to report is this one.
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
         throw err;
       }
     }
