@@ -17,14 +17,19 @@ function shim(dir: string): string {
   return so;
 }
 
-it('stops acknowledging after SQLite fails to fsync the WAL in a COMMIT, as after its own failed fdatasync', () => {
+/** Runs a scenario of faults/wal-sync-child.mjs with the shim preloaded; what each step answered. */
+function scenario(name: 'commit' | 'checkpoint' | 'race'): Record<string, unknown> {
   const dir = tempDir();
-  const trigger = join(dir, 'fail-next-wal-sync');
-  const out = execFileSync(process.execPath, [here('./faults/wal-sync-child.mjs'), driver, join(dir, 'store.db'), trigger], {
-    env: { ...process.env, LD_PRELOAD: shim(dir), CONVEYOR_FAIL_WAL_SYNC: trigger },
+  const [fail, slow] = [join(dir, 'fail-next-wal-sync'), join(dir, 'slow-next-wal-sync')];
+  const out = execFileSync(process.execPath, [here('./faults/wal-sync-child.mjs'), driver, join(dir, 'store.db'), name, fail, slow], {
+    env: { ...process.env, LD_PRELOAD: shim(dir), CONVEYOR_FAIL_WAL_SYNC: fail, CONVEYOR_SLOW_WAL_SYNC: slow },
     encoding: 'utf8',
   });
-  expect(JSON.parse(out)).toEqual({
+  return JSON.parse(out);
+}
+
+it('stops acknowledging after SQLite fails to fsync the WAL in a COMMIT, as after its own failed fdatasync', () => {
+  expect(scenario('commit')).toEqual({
     before: 'ok',
     unsynced: 'ok',
     failedCommit: 'SQLITE_IOERR_FSYNC',
@@ -38,13 +43,7 @@ it('stops acknowledging after SQLite fails to fsync the WAL in a COMMIT, as afte
 });
 
 it('stops acknowledging after a checkpoint on the writer’s connection fails to fsync the WAL (SQLite’s own, inside COMMIT, reported nothing)', () => {
-  const dir = tempDir();
-  const trigger = join(dir, 'fail-next-wal-sync');
-  const out = execFileSync(process.execPath, [here('./faults/checkpoint-sync-child.mjs'), driver, join(dir, 'store.db'), trigger], {
-    env: { ...process.env, LD_PRELOAD: shim(dir), CONVEYOR_FAIL_WAL_SYNC: trigger },
-    encoding: 'utf8',
-  });
-  const steps = JSON.parse(out);
+  const steps = scenario('checkpoint');
   expect(steps).toMatchObject({ before: 'ok', unsynced: 'ok', triggerUsed: true });
   // The bulk commit may itself be refused (a checkpoint that fails before it returns), or go
   // through and leave its fsync to come; either way nothing is acknowledged after the failure.
@@ -54,13 +53,7 @@ it('stops acknowledging after a checkpoint on the writer’s connection fails to
 });
 
 it('acknowledges nothing on an fdatasync that succeeded while SQLite’s own fsync of the WAL failed beside it', () => {
-  const dir = tempDir();
-  const [fail, slow] = [join(dir, 'fail-next-wal-sync'), join(dir, 'slow-next-wal-sync')];
-  const out = execFileSync(process.execPath, [here('./faults/sync-race-child.mjs'), driver, join(dir, 'store.db'), fail, slow], {
-    env: { ...process.env, LD_PRELOAD: shim(dir), CONVEYOR_FAIL_WAL_SYNC: fail, CONVEYOR_SLOW_WAL_SYNC: slow },
-    encoding: 'utf8',
-  });
-  expect(JSON.parse(out)).toEqual({
+  expect(scenario('race')).toEqual({
     unsynced: 'ok',
     slowStarted: true,
     failedCommit: 'SQLITE_IOERR_FSYNC',
