@@ -320,8 +320,15 @@ export class StoreOps {
     if (!canMove(row.state, 'redrive')) throw refused();
     // Held until the commit, as an insert holds them (the child with them, all in id order as an
     // insert takes them): a parent that ends meanwhile must see the child.
-    const locked = await this.q.taskByIdsForUpdate([id, ...(await this.q.depParents(id))]);
+    const parentIds = await this.q.depParents(id);
+    const locked = await this.q.taskByIdsForUpdate([id, ...parentIds]);
     const parents = locked.filter((r) => r.id !== id);
+    // Retention keeps a deleted parent's links only if it died (depDeleteByTask).
+    const gone = parentIds.find((p) => !parents.some((r) => r.id === p));
+    if (gone) {
+      const why = `task ${id} depends on ${gone}, which ended without success and was deleted after its retention`;
+      throw new ConveyorError('invalid_state', `${why}; it can no longer run`);
+    }
     const dead = parents.find((p) => isDead(p.state));
     if (dead) throw new ConveyorError('invalid_state', `task ${id} depends on ${dead.id}, which is ${dead.state}; retry that task first`);
     const depsPending = parents.filter((p) => p.state !== 'SUCCESS').length;

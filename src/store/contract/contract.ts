@@ -281,6 +281,24 @@ export function runStoreContract(target: ContractTarget): void {
     });
 
     describe('dependencies', () => {
+      it('refuses to retry a child whose dead parent retention deleted; one whose parent succeeded runs', async () => {
+        const [dead] = await h.insert(h.task({ lambda: 'parent', maxAttempts: 1 }));
+        const [done] = await h.insert(h.task());
+        const [orphan, kid] = await h.insert(
+          h.task({ lambda: 'child', dependsOn: [dead.id] }),
+          h.task({ lambda: 'child', dependsOn: [done.id] }),
+        );
+        await h.fail((await h.claim('parent'))[0], 'fatal');
+        await h.succeed((await h.claim())[0]);
+        await h.tx((o) => o.cancel(kid.id, h.gate));
+        h.clock.advance(TIMING.retentionMs + 1);
+        // Only the parents (a sweep's batch may part parents from their children).
+        expect(await h.tx((o) => o.q.taskDeleteMany([dead.id, done.id], h.clock.now()))).toBe(2);
+        const refused = h.tx((o) => o.redrive(orphan.id, h.gate));
+        await expect(refused).rejects.toMatchObject({ code: 'invalid_state', message: expect.stringContaining(dead.id) });
+        expect((await h.tx((o) => o.redrive(kid.id, h.gate))).state).toBe('ENQUEUED');
+      });
+
       it('starts a child only after all parents succeeded', async () => {
         const [p1, p2] = await h.insert(h.task(), h.task());
         const [child] = await h.insert(h.task({ lambda: 'child', dependsOn: [p1.id, p2.id] }));

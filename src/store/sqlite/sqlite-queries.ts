@@ -190,9 +190,10 @@ export function sqliteQueries(d: SqliteDriver): Queries {
     async taskDeleteMany(ids, now) {
       let n = 0;
       for (const id of ids) {
-        if (run('taskDelete', { id, now }) === 0) continue;
+        const gone = get('taskDelete', { id, now });
+        if (!gone) continue;
         run('attemptDeleteByTask', { id });
-        run('depDeleteByTask', { id });
+        run('depDeleteByTask', { id, succeeded: b(gone.state === 'SUCCESS') });
         n++;
       }
       return n;

@@ -279,11 +279,13 @@ SELECT * FROM tasks
 -- DELETE inside a WITH, where SQLite needs attemptDeleteByTask and depDeleteByTask beside it.
 -- Only rows still finished and past retention: a retry committed by another writer since the
 -- sweep read them has made one NEW again, and it must live.
+-- A dead parent's dependency links stay until its children go (see depDeleteByTask on SQLite).
 WITH gone AS (
   DELETE FROM tasks WHERE id = ANY($1::text[]) AND state IN {terminal} AND next_check_at <= $2::bigint
-  RETURNING id),
+  RETURNING id, state),
      attempts AS (DELETE FROM task_attempts WHERE task_id IN (SELECT id FROM gone)),
-     deps AS (DELETE FROM task_deps WHERE child_id IN (SELECT id FROM gone) OR parent_id IN (SELECT id FROM gone))
+     deps AS (DELETE FROM task_deps WHERE child_id IN (SELECT id FROM gone)
+                                       OR parent_id IN (SELECT id FROM gone WHERE state = 'SUCCESS'))
 SELECT count(*)::int AS n FROM gone;
 
 -- name: taskList

@@ -193,13 +193,16 @@ SELECT * FROM tasks INDEXED BY tasks_held_gate
 -- name: taskDelete
 -- Only a row still finished and past retention (see the PostgreSQL twin); its attempts and
 -- dependency links follow only when it went.
-DELETE FROM tasks WHERE id = @id AND state IN {terminal} AND next_check_at <= @now;
+DELETE FROM tasks WHERE id = @id AND state IN {terminal} AND next_check_at <= @now RETURNING state;
 
 -- name: attemptDeleteByTask
 DELETE FROM task_attempts WHERE task_id = @id;
 
 -- name: depDeleteByTask
-DELETE FROM task_deps WHERE child_id = @id OR parent_id = @id;
+-- A deleted task's links go as a child's, and as a parent's only if it succeeded: a dead
+-- parent's stay until its children go, so that a child retried after its parent was deleted is
+-- refused rather than run without it (StoreOps.redrive).
+DELETE FROM task_deps WHERE child_id = @id OR (parent_id = @id AND @succeeded = 1);
 
 -- name: taskList
 -- Newest first. Four forms so each filter walks its own index (a key or lambda filter on
