@@ -15,10 +15,9 @@ const PLUMBING = 'driver.sql';
 /** Names one dialect needs and the other does not, each with the engine limit behind it. */
 const DIALECT_ONLY: Record<(typeof DIALECTS)[number], Record<string, string>> = {
   sqlite: {
-    // SQLite has no DELETE inside a WITH: taskDelete needs these two beside it, where
-    // PostgreSQL's taskDelete removes a task's attempts and dependency links in one statement.
+    // SQLite has no DELETE inside a WITH: taskDelete needs this one beside it, where
+    // PostgreSQL's taskDelete removes a task's attempts in the same statement.
     attemptDeleteByTask: 'PostgreSQL deletes attempts inside taskDelete',
-    depDeleteByTask: 'PostgreSQL deletes dependency links inside taskDelete',
   },
   postgres: {
     // SQLite is one process (capabilities.multiProcess false): nobody to wake, so its notify is

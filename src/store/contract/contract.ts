@@ -299,6 +299,25 @@ export function runStoreContract(target: ContractTarget): void {
         expect((await h.tx((o) => o.redrive(kid.id, h.gate))).state).toBe('ENQUEUED');
       });
 
+      it('a parent that succeeded takes the links of a child an insert added while the sweep deleted it', async () => {
+        const [parent] = await h.insert(h.task());
+        await h.succeed((await h.claim())[0]);
+        h.clock.advance(TIMING.retentionMs + 1);
+        let deleting!: Promise<number>;
+        const child = await h.tx(async (o) => {
+          const [out] = await o.insert([h.task({ lambda: 'child', dependsOn: [parent.id], maxAttempts: 1 })], h.gate);
+          // The sweep's delete starts while the insert holds the parent, and waits for its commit.
+          deleting = h.tx((d) => d.q.taskDeleteMany([parent.id], h.clock.now()));
+          await new Promise((r) => setTimeout(r, 300));
+          if ('error' in out) throw out.error;
+          return out.task;
+        });
+        expect(await deleting).toBe(1);
+        expect(await h.store.read((o) => o.q.depParents(child.id))).toEqual([]);
+        await h.fail((await h.claim('child'))[0], 'fatal');
+        expect((await h.tx((o) => o.redrive(child.id, h.gate))).state).toBe('ENQUEUED');
+      });
+
       it('starts a child only after all parents succeeded', async () => {
         const [p1, p2] = await h.insert(h.task(), h.task());
         const [child] = await h.insert(h.task({ lambda: 'child', dependsOn: [p1.id, p2.id] }));

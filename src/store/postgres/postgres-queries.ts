@@ -275,8 +275,11 @@ export class PostgresQueries implements Queries {
 
   async taskDeleteMany(ids: string[], now: number) {
     if (ids.length === 0) return 0;
-    const [r] = await this.exec('taskDelete', [[...ids].sort(), now]);
-    return Number(r?.n ?? 0);
+    const gone = await this.exec('taskDelete', [[...ids].sort(), now]);
+    if (gone.length === 0) return 0;
+    const succeeded = gone.filter((r) => r.state === 'SUCCESS').map((r) => r.id as string);
+    await this.exec('depDeleteByTask', [gone.map((r) => r.id as string), succeeded]);
+    return gone.length;
   }
 
   async taskGet(id: string) {

@@ -275,18 +275,26 @@ SELECT * FROM tasks
  LIMIT $3::int;
 
 -- name: taskDelete
--- $1 ids, $2 now. One statement for the task rows and what hangs off them: PostgreSQL allows
--- DELETE inside a WITH, where SQLite needs attemptDeleteByTask and depDeleteByTask beside it.
+-- $1 ids, $2 now. The task rows with their attempts in one statement: PostgreSQL allows DELETE
+-- inside a WITH, where SQLite needs attemptDeleteByTask beside it. Answers the deleted rows'
+-- ids and states, for depDeleteByTask.
 -- Only rows still finished and past retention: a retry committed by another writer since the
 -- sweep read them has made one NEW again, and it must live.
--- A dead parent's dependency links stay until its children go (see depDeleteByTask on SQLite).
 WITH gone AS (
   DELETE FROM tasks WHERE id = ANY($1::text[]) AND state IN {terminal} AND next_check_at <= $2::bigint
   RETURNING id, state),
-     attempts AS (DELETE FROM task_attempts WHERE task_id IN (SELECT id FROM gone)),
-     deps AS (DELETE FROM task_deps WHERE child_id IN (SELECT id FROM gone)
-                                       OR parent_id IN (SELECT id FROM gone WHERE state = 'SUCCESS'))
-SELECT count(*)::int AS n FROM gone;
+     attempts AS (DELETE FROM task_attempts WHERE task_id IN (SELECT id FROM gone))
+SELECT id, state FROM gone;
+
+-- name: depDeleteByTask
+-- $1 deleted task ids (their links as a child go), $2 those of them that succeeded (their links
+-- as a parent go too; a dead parent's stay until its children go, see StoreOps.redrive).
+-- A statement of its own after taskDelete, not a DELETE in its WITH: that one reads task_deps
+-- with the snapshot its statement began with, and an insert naming one of the parents, which
+-- held the parent until its commit while taskDelete waited for the row, has committed its link
+-- since. Unseen, that link outlived its succeeded parent, and a retry of the child was refused
+-- as if the parent had died.
+DELETE FROM task_deps WHERE child_id = ANY($1::text[]) OR parent_id = ANY($2::text[]);
 
 -- name: taskList
 -- $1 state, $2 before id, $3 limit. Newest first. Four forms so each filter walks its own
