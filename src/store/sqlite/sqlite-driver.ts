@@ -255,7 +255,7 @@ export class SqliteDriver implements Driver {
             .run(m.version, m.name, systemClock.now());
           applied.push(`${String(m.version).padStart(4, '0')}_${m.name}`);
         }
-        this.db.exec('COMMIT');
+        this.commit();
         this.unsynced++; // committed without an fsync (synchronous=NORMAL): durable() below covers it
       } catch (err) {
         // SQLite may have rolled the transaction back itself (an I/O error in COMMIT): the error to report is this one.
